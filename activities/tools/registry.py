@@ -1,0 +1,152 @@
+"""Register a tool once; get both its model-facing schema and a validated, structured dispatch."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from contracts.errors import ErrorInfo
+from contracts.model import ToolSpec
+from contracts.tools import ToolResult
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool implementation may know about the call it serves."""
+
+    run_id: str
+    step_id: str
+    workspace: Path
+    """This run's confined workspace folder (already created)."""
+    dry_run: bool
+    idempotency_key: str
+
+
+ToolFunc = Callable[[ToolContext, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class RegisteredTool:
+    """A tool's schema, argument and result models, and implementation."""
+
+    name: str
+    description: str
+    args_model: type[BaseModel]
+    result_model: type[BaseModel] | None
+    side_effect: bool
+    func: ToolFunc
+
+    def spec(self) -> ToolSpec:
+        """The schema the model sees."""
+        return ToolSpec(
+            name=self.name,
+            description=self.description,
+            input_schema=self.args_model.model_json_schema(),
+            side_effect=self.side_effect,
+        )
+
+
+class ToolRegistry:
+    """Tools by name."""
+
+    def __init__(self) -> None:
+        self._tools: dict[str, RegisteredTool] = {}
+
+    def register(
+        self,
+        name: str,
+        *,
+        description: str,
+        args: type[BaseModel],
+        result: type[BaseModel] | None = None,
+        side_effect: bool = False,
+    ) -> Callable[[ToolFunc], ToolFunc]:
+        """Decorator: `@registry.register("read_file", description=..., args=ReadFileArgs)`."""
+
+        def decorate(func: ToolFunc) -> ToolFunc:
+            if name in self._tools:
+                raise ValueError(f"tool {name!r} is already registered")
+            self._tools[name] = RegisteredTool(name, description, args, result, side_effect, func)
+            return func
+
+        return decorate
+
+    def get(self, name: str) -> RegisteredTool | None:
+        """The tool called `name`, or None."""
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        """Registered tool names."""
+        return sorted(self._tools)
+
+    def specs(self, names: list[str]) -> list[ToolSpec]:
+        """Model-facing schemas for `names` (unknown names raise KeyError)."""
+        return [self._tools[n].spec() for n in names]
+
+    async def run(self, name: str, ctx: ToolContext, arguments: dict[str, Any]) -> ToolResult:
+        """Validate arguments, run the tool, validate its result. Never raises for bad input or
+        a tool's own failure: those come back as `status="error"` results the model can read."""
+        tool = self._tools.get(name)
+        if tool is None:
+            return ToolResult(
+                status="error",
+                tool=name,
+                error=ErrorInfo(code="unknown_tool", message=f"no tool named {name!r}", details={"known": self.names()}),
+            )
+        try:
+            args = tool.args_model.model_validate(arguments)
+        except ValidationError as exc:
+            return ToolResult(
+                status="error",
+                tool=name,
+                error=ErrorInfo(
+                    code="invalid_arguments",
+                    message=f"arguments for {name} failed validation",
+                    details={"errors": exc.errors(include_url=False, include_context=False)},
+                ),
+            )
+        if tool.side_effect and ctx.dry_run:
+            return ToolResult(
+                status="ok",
+                tool=name,
+                dry_run=True,
+                output={"dry_run": True, "would_call": name, "arguments": args.model_dump(mode="json")},
+            )
+        try:
+            output = await tool.func(ctx, args)
+        except ToolError as exc:
+            return ToolResult(status="error", tool=name, error=exc.info)
+        if isinstance(output, ToolResult):
+            return output
+        if tool.result_model is not None:
+            try:
+                output = tool.result_model.model_validate(output)
+            except ValidationError as exc:
+                return ToolResult(
+                    status="error",
+                    tool=name,
+                    error=ErrorInfo(
+                        code="invalid_result",
+                        message=f"{name} returned a result that failed its schema",
+                        details={"errors": exc.errors(include_url=False, include_context=False)},
+                    ),
+                )
+        if isinstance(output, BaseModel):
+            output = output.model_dump(mode="json")
+        return ToolResult(status="ok", tool=name, output=output)
+
+
+class ToolError(Exception):
+    """Raise inside a tool to return a structured error to the model (not a crash)."""
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.info = ErrorInfo(code=code, message=message, details=details)
+
+
+#: The registry the shipped tools register into.
+default_registry = ToolRegistry()

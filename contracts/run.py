@@ -1,0 +1,144 @@
+"""What a caller sends to start a run and what it gets back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from contracts.errors import ErrorInfo
+from contracts.model import ToolSpec, Usage
+from contracts.plan import Plan, TaskResult
+
+
+class RunRequest(BaseModel):
+    """Start one agent run. Give `input` (a JSON value) or `input_json` (raw text, parsed at INTAKE)."""
+
+    blueprint: str
+    version: str | None = None
+    """Blueprint version; the newest registered one when omitted."""
+    input: Any = None
+    input_json: str | None = None
+    dry_run: bool = False
+    """Short-circuit every side-effecting tool; results say so."""
+    provider: str | None = None
+    """Model provider (`offline`, `anthropic`, `openai`, ...); the worker's settings decide when omitted."""
+    model: str | None = None
+    tenant: str = "default"
+
+
+class ModelChoice(BaseModel):
+    """The provider and model a run uses, resolved once and recorded in history."""
+
+    provider: str
+    model: str
+    offline: bool = False
+
+
+class BlueprintSnapshot(BaseModel):
+    """The exact blueprint a run resolved, recorded with the run for audit."""
+
+    name: str
+    version: str
+    description: str = ""
+    system_prompt: str
+    allowed_tools: list[str]
+    tools: list[ToolSpec] = Field(default_factory=list)
+    """The schemas of the allowed tools, as the model sees them."""
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+    checks: list[str] = Field(default_factory=list)
+    max_turns: int = 20
+    max_plan_attempts: int = 3
+    max_revisions: int = 3
+    max_tasks: int = 8
+    max_tokens_per_call: int = 2048
+    digest: str = ""
+    """sha256 of the snapshot's content: two runs with the same digest ran the same blueprint."""
+
+    @property
+    def ref(self) -> str:
+        """`name@version`."""
+        return f"{self.name}@{self.version}"
+
+
+class ValidateInput(BaseModel):
+    """Input of the `validate_request` activity (VALIDATING)."""
+
+    run_id: str
+    request: RunRequest
+    parsed_input: Any = None
+
+
+class ValidateResult(BaseModel):
+    """A resolved blueprint, the normalized input and the model to use; or a structured error."""
+
+    blueprint: BlueprintSnapshot | None = None
+    input: Any = None
+    model: ModelChoice | None = None
+    error: ErrorInfo | None = None
+
+
+class ReviewInput(BaseModel):
+    """Input of the `review_output` activity (REVIEWING)."""
+
+    run_id: str
+    blueprint: BlueprintSnapshot
+    output: Any
+    attempt: int = 1
+
+
+class CheckResult(BaseModel):
+    """One check of a report card."""
+
+    name: str
+    passed: bool
+    message: str = ""
+    path: str = "$"
+
+
+class ReportCard(BaseModel):
+    """The structured result of REVIEWING."""
+
+    passed: bool
+    checks: list[CheckResult] = Field(default_factory=list)
+    attempt: int = 1
+
+    def feedback(self) -> str:
+        """The failed checks, as text a model can act on."""
+        return "\n".join(f"- {c.path}: {c.name}: {c.message}" for c in self.checks if not c.passed)
+
+
+class RunStatus(BaseModel):
+    """What the `status` query answers (and `RunResult` embeds)."""
+
+    workflow_id: str
+    state: str
+    states_visited: list[str]
+    transitions: list[dict[str, Any]] = Field(default_factory=list)
+    blueprint: BlueprintSnapshot | None = None
+    model: ModelChoice | None = None
+    plan: Plan | None = None
+    task_results: list[TaskResult] = Field(default_factory=list)
+    report_cards: list[ReportCard] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    model_calls: int = 0
+    tool_calls: int = 0
+    error: ErrorInfo | None = None
+    dry_run: bool = False
+
+
+class RunResult(BaseModel):
+    """The final outcome of a run: what `run --wait --json` prints."""
+
+    workflow_id: str
+    state: str
+    states_visited: list[str]
+    output: Any = None
+    error: ErrorInfo | None = None
+    usage: Usage = Field(default_factory=Usage)
+    cost_usd: float = 0.0
+    blueprint: str = ""
+    model: ModelChoice | None = None
+    report_cards: list[ReportCard] = Field(default_factory=list)
