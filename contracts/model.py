@@ -45,7 +45,8 @@ class Message(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token counts for one call, as reported by the provider."""
+    """Token counts for one call. `input_tokens` counts every prompt token, cached ones included;
+    `cache_read_tokens`/`cache_write_tokens` say how many of those were read from/written to a cache."""
 
     input_tokens: int = 0
     output_tokens: int = 0

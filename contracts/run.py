@@ -25,6 +25,8 @@ class RunRequest(BaseModel):
     """Model provider (`offline`, `anthropic`, `openai`, ...); the worker's settings decide when omitted."""
     model: str | None = None
     tenant: str = "default"
+    oversized_bytes: int | None = None
+    """Set by the client instead of the input when the input is too large to send: INTAKE rejects it."""
 
 
 class ModelChoice(BaseModel):

@@ -1,0 +1,51 @@
+"""Build every activity a CPU worker hosts, from settings (tests pass their own pieces)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from activities.intake import IntakeActivities
+from activities.model_turn import ModelActivities
+from activities.models.base import ModelProvider, ProviderRegistry
+from activities.models.offline import OfflineProvider
+from activities.review import ReviewActivities
+from activities.tool_call import ToolActivities
+from activities.tools.registry import ToolRegistry, default_registry
+from blueprints.catalog import Catalog, default_catalog
+from settings import Settings
+
+
+def load_tools() -> ToolRegistry:
+    """The shipped tools, registered by importing their modules."""
+    import activities.tools.files  # noqa: F401  (registers the file tools)
+
+    return default_registry
+
+
+def build_providers(settings: Settings, catalog: Catalog, extra: list[ModelProvider] | None = None) -> ProviderRegistry:
+    """The offline model always; real providers when their keys (or endpoints) are configured."""
+    from activities.models.factory import build_provider_registry
+
+    registry = build_provider_registry(settings, extra=[OfflineProvider(catalog), *(extra or [])])
+    return registry
+
+
+def build_activities(
+    settings: Settings,
+    *,
+    catalog: Catalog | None = None,
+    tools: ToolRegistry | None = None,
+    providers: ProviderRegistry | None = None,
+) -> list[Callable[..., Any]]:
+    """The activity callables for `Worker(activities=...)`."""
+    catalog = catalog or default_catalog()
+    tools = tools or load_tools()
+    providers = providers or build_providers(settings, catalog)
+    intake = IntakeActivities(settings, catalog, tools, providers)
+    return [
+        intake.validate_request,
+        ModelActivities(providers).model_turn,
+        ToolActivities(settings, tools).call_tool,
+        ReviewActivities(catalog).review_output,
+    ]

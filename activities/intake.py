@@ -1,0 +1,83 @@
+"""VALIDATING: resolve the blueprint, validate the input, choose the model. Records the snapshot."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+from temporalio import activity
+
+from activities.models.base import ProviderRegistry
+from activities.tools.registry import ToolRegistry
+from blueprints.catalog import Catalog
+from contracts.errors import ErrorCode, ErrorInfo
+from contracts.run import ModelChoice, ValidateInput, ValidateResult
+from settings import Settings
+
+DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o-mini", "offline": "offline-v1"}
+
+
+def choose_model(settings: Settings, provider: str | None, model: str | None) -> ModelChoice:
+    """The request's choice, else the settings' (`auto`: Anthropic, then OpenAI, else offline)."""
+    if provider is None:
+        provider = settings.model_provider
+        if provider == "auto":
+            if settings.anthropic_api_key:
+                provider = "anthropic"
+            elif settings.openai_api_key or settings.openai_base_url:
+                provider = "openai"
+            else:
+                provider = "offline"
+        model = model or settings.model_name
+    return ModelChoice(provider=provider, model=model or DEFAULT_MODELS.get(provider, ""), offline=provider == "offline")
+
+
+class IntakeActivities:
+    """Holds what validation needs: the blueprint catalog, the tools, the providers."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, tools: ToolRegistry, providers: ProviderRegistry) -> None:
+        self._settings = settings
+        self._catalog = catalog
+        self._tools = tools
+        self._providers = providers
+
+    @activity.defn(name="validate_request")
+    async def validate_request(self, inp: ValidateInput) -> ValidateResult:
+        """Resolve `blueprint@version`, validate the parsed input against its schema, pick the model."""
+        req = inp.request
+        blueprint, error = self._catalog.resolve(req.blueprint, req.version)
+        if error is not None or blueprint is None:
+            return ValidateResult(error=error)
+        missing = [t for t in blueprint.allowed_tools if self._tools.get(t) is None]
+        if missing:
+            return ValidateResult(
+                error=ErrorInfo(
+                    code="unknown_tool",
+                    message=f"blueprint {blueprint.ref} names tools this worker does not have: {missing}",
+                    details={"missing": missing},
+                )
+            )
+        try:
+            normalized = blueprint.input_model.model_validate(inp.parsed_input).model_dump(mode="json")
+        except ValidationError as exc:
+            return ValidateResult(
+                error=ErrorInfo(
+                    code=ErrorCode.INVALID_INPUT,
+                    message=f"input does not match {blueprint.ref}'s input schema ({exc.error_count()} errors)",
+                    details={
+                        "errors": [
+                            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+                        ],
+                        "input_schema": blueprint.input_model.model_json_schema(),
+                    },
+                )
+            )
+        model = choose_model(self._settings, req.provider, req.model)
+        if model.provider not in self._providers.names():
+            return ValidateResult(
+                error=ErrorInfo(
+                    code="unknown_provider",
+                    message=f"provider {model.provider!r} is not configured on this worker",
+                    details={"configured": self._providers.names()},
+                )
+            )
+        snapshot = blueprint.snapshot(self._tools.specs(list(blueprint.allowed_tools)))
+        return ValidateResult(blueprint=snapshot, input=normalized, model=model)

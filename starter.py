@@ -1,0 +1,263 @@
+"""The operator's CLI and client helpers.
+
+    python starter.py run <blueprint> [--version V] (--input <json|@file> | --example) [--wait] [--json] [--dry-run]
+    python starter.py status <workflow_id> [--json]
+    python starter.py blueprints [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client, TLSConfig, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from contracts.run import RunRequest, RunResult, RunStatus
+from policies.limits import MAX_INPUT_BYTES
+from settings import Settings, get_settings
+
+RUN_WORKFLOW = "AgentRunWorkflow"
+STATUS_QUERY = "status"
+
+
+async def connect(settings: Settings | None = None) -> Client:
+    """A Temporal client with the pydantic data converter, from settings (TLS/API key when set)."""
+    settings = settings or get_settings()
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        tls=TLSConfig() if settings.temporal_tls else False,
+        api_key=settings.temporal_api_key,
+    )
+
+
+async def ensure_search_attributes(client: Client, *, create: bool = True) -> list[str]:
+    """Make sure the namespace has our search attributes (a missing one would fail every workflow
+    task that upserts it). Adds missing ones when `create`; otherwise raises. Returns those added."""
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+
+    from workflows.search_attributes import REGISTRATION
+
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+        existing = set(listed.custom_attributes) | set(listed.system_attributes)
+    except RPCError as exc:  # the time-skipping test server can add but not list
+        if exc.status != RPCStatusCode.UNIMPLEMENTED:
+            raise
+        existing = set()
+    missing = {name: kind for name, kind in REGISTRATION.items() if name not in existing}
+    if not missing:
+        return []
+    if not create:
+        raise RuntimeError(f"namespace {client.namespace!r} lacks search attributes {sorted(missing)}")
+    types = {
+        "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        "Text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+        "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+        "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+        "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+        "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+        "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+    }
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace, search_attributes={n: types[k] for n, k in missing.items()}
+        )
+    )
+    return sorted(missing)
+
+
+def make_request(blueprint: str, input_text: str | None = None, input_value: Any = None, **fields: Any) -> RunRequest:
+    """A RunRequest; input over the size limit is not sent (the run is REJECTED with its size)."""
+    if input_text is not None:
+        size = len(input_text.encode("utf-8"))
+        if size > MAX_INPUT_BYTES:
+            return RunRequest(blueprint=blueprint, oversized_bytes=size, **fields)
+        return RunRequest(blueprint=blueprint, input_json=input_text, **fields)
+    size = len(json.dumps(input_value, default=str).encode("utf-8"))
+    if size > MAX_INPUT_BYTES:
+        return RunRequest(blueprint=blueprint, oversized_bytes=size, **fields)
+    return RunRequest(blueprint=blueprint, input=input_value, **fields)
+
+
+async def start_run(
+    client: Client, request: RunRequest, *, task_queue: str | None = None, workflow_id: str | None = None
+) -> WorkflowHandle[Any, RunResult]:
+    """Start one `AgentRunWorkflow` and return its handle."""
+    settings = get_settings()
+    workflow_id = workflow_id or f"run-{request.blueprint[:40]}-{uuid.uuid4().hex[:12]}"
+    return await client.start_workflow(
+        RUN_WORKFLOW,
+        request,
+        id=workflow_id,
+        task_queue=task_queue or settings.task_queue,
+        result_type=RunResult,
+    )
+
+
+def result_json(result: RunResult) -> dict[str, Any]:
+    """The one JSON object `run --wait --json` prints."""
+    return {
+        "workflow_id": result.workflow_id,
+        "state": result.state,
+        "states_visited": result.states_visited,
+        "blueprint": result.blueprint,
+        "model": result.model.model_dump(mode="json") if result.model else None,
+        "output": result.output,
+        "error": result.error.model_dump(mode="json", exclude={"retryable"}) if result.error else None,
+        "usage": {
+            "input_tokens": result.usage.input_tokens,
+            "output_tokens": result.usage.output_tokens,
+            "cost_usd": result.cost_usd,
+        },
+    }
+
+
+def _read_input(arg: str) -> str:
+    if arg.startswith("@"):
+        return Path(arg[1:]).read_text(encoding="utf-8")
+    return arg
+
+
+async def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    from blueprints.catalog import default_catalog
+
+    fields: dict[str, Any] = {"version": args.version, "dry_run": args.dry_run}
+    if args.example:
+        blueprint, _ = default_catalog().resolve(args.blueprint, args.version)
+        request = make_request(args.blueprint, input_value=blueprint.example_input if blueprint else {}, **fields)
+    else:
+        try:
+            text = _read_input(args.input)
+        except OSError as exc:
+            _print_error(console, args.json, "input_unreadable", str(exc))
+            return 2
+        request = make_request(args.blueprint, input_text=text, **fields)
+    client = await connect()
+    handle = await start_run(client, request)
+    if not args.wait:
+        if args.json:
+            print(json.dumps({"workflow_id": handle.id}))
+        else:
+            console.print(f"started [bold]{handle.id}[/]")
+        return 0
+    result = await handle.result()
+    if args.json:
+        print(json.dumps(result_json(result)))
+    else:
+        _print_result(console, result)
+    return 0 if result.state == "COMPLETE" else 1
+
+
+def _print_error(console: Console, as_json: bool, code: str, message: str) -> None:
+    if as_json:
+        print(json.dumps({"error": {"code": code, "message": message, "details": {}}}))
+    else:
+        console.print(f"[red]{code}[/]: {message}")
+
+
+def _print_result(console: Console, result: RunResult) -> None:
+    colour = "green" if result.state == "COMPLETE" else "red"
+    offline = " [yellow](offline model: deterministic, not intelligence)[/]" if result.model and result.model.offline else ""
+    console.print(f"[bold]{result.workflow_id}[/] {result.blueprint}{offline}")
+    console.print("states: " + " → ".join(result.states_visited) + f"  [{colour}]{result.state}[/]")
+    console.print(
+        f"usage: {result.usage.input_tokens} input / {result.usage.output_tokens} output tokens, ${result.cost_usd:.6f}"
+    )
+    if result.error:
+        console.print(f"[red]error[/] {result.error.code}: {result.error.message}")
+    if result.output is not None:
+        console.print_json(json.dumps(result.output)[:4000])
+
+
+async def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    client = await connect()
+    handle = client.get_workflow_handle(args.workflow_id)
+    status: RunStatus = await handle.query(STATUS_QUERY, result_type=RunStatus)
+    if args.json:
+        print(status.model_dump_json())
+        return 0
+    console.print(f"[bold]{status.workflow_id}[/] state [bold]{status.state}[/]")
+    table = Table("from", "to", "at", "reason")
+    for t in status.transitions:
+        table.add_row(str(t.get("source") or ""), str(t["target"]), str(t["at"]), str(t.get("reason", "")))
+    console.print(table)
+    if status.error:
+        console.print(f"[red]error[/] {status.error.code}: {status.error.message}")
+    return 0
+
+
+def cmd_blueprints(args: argparse.Namespace, console: Console) -> int:
+    from blueprints.catalog import default_catalog
+
+    items = [
+        {
+            "name": bp.name,
+            "version": bp.version,
+            "description": bp.description,
+            "tools": list(bp.allowed_tools),
+            "input_schema": bp.input_model.model_json_schema(),
+        }
+        for bp in default_catalog().all()
+    ]
+    if args.json:
+        print(json.dumps(items))
+        return 0
+    table = Table("blueprint", "version", "tools", "description")
+    for item in items:
+        table.add_row(item["name"], item["version"], ", ".join(item["tools"]) or "-", item["description"])
+    console.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's arguments."""
+    parser = argparse.ArgumentParser(prog="starter.py", description="AI Factory operator CLI")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start an agent run")
+    run.add_argument("blueprint")
+    run.add_argument("--version", default=None)
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="input as JSON text, or @path to a JSON file")
+    source.add_argument("--example", action="store_true", help="use the blueprint's example input")
+    run.add_argument("--wait", action="store_true", help="wait for the run to end")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--dry-run", action="store_true", help="short-circuit every side-effecting tool")
+    status = sub.add_parser("status", help="show a run's state and transitions")
+    status.add_argument("workflow_id")
+    status.add_argument("--json", action="store_true")
+    bps = sub.add_parser("blueprints", help="list blueprints, versions and input schemas")
+    bps.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=False)
+    if args.command == "run":
+        return asyncio.run(cmd_run(args, console))
+    if args.command == "status":
+        return asyncio.run(cmd_status(args, console))
+    if args.command == "blueprints":
+        return cmd_blueprints(args, console)
+    return 2
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Typed stubs for every activity the workflows call, with the retry policy of its kind.
+
+Workflow code never imports `activities/` (that is where the I/O lives); it calls these.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+from contracts.model import ModelTurnInput, ModelTurnResult
+from contracts.run import ReportCard, ReviewInput, ValidateInput, ValidateResult
+from contracts.tools import ToolCallInput, ToolResult
+from policies.retries import policy_for
+
+
+class ActivityNames:
+    """Stable names: part of the public contract, pinned by a test."""
+
+    VALIDATE_REQUEST = "validate_request"
+    MODEL_TURN = "model_turn"
+    CALL_TOOL = "call_tool"
+    REVIEW_OUTPUT = "review_output"
+
+
+def _options(kind: str) -> dict[str, Any]:
+    p = policy_for(kind)
+    return {
+        "start_to_close_timeout": timedelta(seconds=p.start_to_close_s),
+        "heartbeat_timeout": timedelta(seconds=p.heartbeat_s) if p.heartbeat_s else None,
+        "retry_policy": RetryPolicy(
+            initial_interval=timedelta(seconds=p.initial_interval_s),
+            backoff_coefficient=p.backoff,
+            maximum_interval=timedelta(seconds=p.max_interval_s),
+            maximum_attempts=p.max_attempts,
+            non_retryable_error_types=list(p.non_retryable_types),
+        ),
+    }
+
+
+async def validate_request(inp: ValidateInput) -> ValidateResult:
+    """VALIDATING's activity."""
+    return await workflow.execute_activity(
+        ActivityNames.VALIDATE_REQUEST, inp, result_type=ValidateResult, **_options("check")
+    )
+
+
+async def model_turn(inp: ModelTurnInput, task_queue: str | None = None) -> ModelTurnResult:
+    """One model call (on `task_queue` when the route names one, e.g. the GPU queue)."""
+    return await workflow.execute_activity(
+        ActivityNames.MODEL_TURN, inp, result_type=ModelTurnResult, task_queue=task_queue, **_options("model")
+    )
+
+
+async def call_tool(inp: ToolCallInput) -> ToolResult:
+    """One tool call."""
+    return await workflow.execute_activity(ActivityNames.CALL_TOOL, inp, result_type=ToolResult, **_options("tool"))
+
+
+async def review_output(inp: ReviewInput) -> ReportCard:
+    """REVIEWING's report card."""
+    return await workflow.execute_activity(
+        ActivityNames.REVIEW_OUTPUT, inp, result_type=ReportCard, **_options("check")
+    )

@@ -1,0 +1,439 @@
+"""`AgentRunWorkflow`: one request walked through the run state machine.
+
+The workflow owns all state (the record, the plan, task results, usage); model turns and tool
+calls are activities, so after a crash the run resumes at the last completed step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from contracts.errors import ErrorCode, ErrorInfo
+from contracts.model import Message, ModelTurnInput, ModelTurnResult, ToolCall, ToolResultBlock, Usage
+from contracts.plan import Plan, PlanTask, TaskResult
+from contracts.run import (
+    BlueprintSnapshot,
+    ModelChoice,
+    ReportCard,
+    ReviewInput,
+    RunRequest,
+    RunResult,
+    RunStatus,
+    ValidateInput,
+)
+from contracts.tools import ToolCallInput, ToolResult
+from policies.intake import parse_input
+from policies.limits import MAX_TOOL_RESULT_CHARS
+from policies.naming import idempotency_key, workspace_name
+from policies.plan import execution_waves, validate_plan
+from policies.pricing import cost_usd
+from policies.protocol import (
+    SUBMIT_OUTPUT,
+    SUBMIT_PLAN,
+    SUBMIT_RESULT,
+    submit_output_spec,
+    submit_plan_spec,
+    submit_result_spec,
+)
+from states import IllegalTransition, RunRecord, RunState
+from workflows import activity_stubs as act
+from workflows.search_attributes import FACTORY_BLUEPRINT, FACTORY_STATE, FACTORY_TENANT
+
+
+class RunFailed(Exception):
+    """Ends the run in a given state with a structured error (control flow inside the workflow)."""
+
+    def __init__(self, state: RunState, error: ErrorInfo) -> None:
+        super().__init__(error.message)
+        self.state = state
+        self.error = error
+
+
+def error_from_activity(exc: ActivityError, code: str) -> ErrorInfo:
+    """The structured error behind a failed activity (its ApplicationError, when there is one)."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        return ErrorInfo(
+            code=code,
+            message=cause.message,
+            retryable=not cause.non_retryable,
+            details={"type": cause.type, **details},
+        )
+    return ErrorInfo(code=code, message=str(cause or exc), retryable=False, details={"activity": str(exc)})
+
+
+@workflow.defn(name="AgentRunWorkflow")
+class AgentRunWorkflow:
+    """INTAKE → VALIDATING → PLANNING → EXECUTING → REVIEWING → COMPLETE, with the failure paths."""
+
+    def __init__(self) -> None:
+        self._record = RunRecord()
+        self._request: RunRequest | None = None
+        self._blueprint: BlueprintSnapshot | None = None
+        self._model: ModelChoice | None = None
+        self._input: Any = None
+        self._plan: Plan | None = None
+        self._task_results: dict[str, TaskResult] = {}
+        self._report_cards: list[ReportCard] = []
+        self._usage = Usage()
+        self._cost_usd = 0.0
+        self._model_calls = 0
+        self._tool_calls = 0
+        self._error: ErrorInfo | None = None
+        self._output: Any = None
+
+    # ----------------------------------------------------------------------------------- queries
+    @workflow.query(name="status")
+    def status(self) -> RunStatus:
+        """Where the run is and everything it has recorded so far."""
+        return RunStatus(
+            workflow_id=workflow.info().workflow_id,
+            state=self._record.state.value,
+            states_visited=self._record.states_visited,
+            transitions=[t.model_dump(mode="json") for t in self._record.transitions],
+            blueprint=self._blueprint,
+            model=self._model,
+            plan=self._plan,
+            task_results=list(self._task_results.values()),
+            report_cards=self._report_cards,
+            usage=self._usage,
+            cost_usd=self._cost_usd,
+            model_calls=self._model_calls,
+            tool_calls=self._tool_calls,
+            error=self._error,
+            dry_run=bool(self._request and self._request.dry_run),
+        )
+
+    # -------------------------------------------------------------------------------------- run
+    @workflow.run
+    async def run(self, request: RunRequest) -> RunResult:
+        """Walk the state machine for one request; always returns a result, never a stuck task."""
+        self._request = request
+        self._record = RunRecord.start(workflow.now())
+        workflow.upsert_search_attributes(
+            [
+                FACTORY_STATE.value_set(RunState.INTAKE.value),
+                FACTORY_BLUEPRINT.value_set(request.blueprint[:200]),
+                FACTORY_TENANT.value_set(request.tenant[:200]),
+            ]
+        )
+        try:
+            await self._walk(request)
+        except RunFailed as stop:
+            self._end(stop.state, stop.error)
+        except (IllegalTransition, ActivityError, ApplicationError, ValueError, KeyError, TypeError) as exc:
+            # A bug or an unexpected failure still ends the run visibly instead of failing
+            # workflow tasks forever.
+            target = RunState.REJECTED if self._record.state in (RunState.INTAKE, RunState.VALIDATING) else RunState.FAILED
+            self._end(target, ErrorInfo(code=ErrorCode.INTERNAL, message=f"{type(exc).__name__}: {exc}"))
+        return RunResult(
+            workflow_id=workflow.info().workflow_id,
+            state=self._record.state.value,
+            states_visited=self._record.states_visited,
+            output=self._output if self._record.state is RunState.COMPLETE else None,
+            error=self._error,
+            usage=self._usage,
+            cost_usd=self._cost_usd,
+            blueprint=self._blueprint.ref if self._blueprint else request.blueprint,
+            model=self._model,
+            report_cards=self._report_cards,
+        )
+
+    async def _walk(self, request: RunRequest) -> None:
+        parsed, error = parse_input(request)
+        if error is not None:
+            raise RunFailed(RunState.REJECTED, error)
+        self._move(RunState.VALIDATING, "intake done")
+        validated = await act.validate_request(
+            ValidateInput(run_id=workflow.info().workflow_id, request=request, parsed_input=parsed)
+        )
+        if validated.error is not None or validated.blueprint is None or validated.model is None:
+            raise RunFailed(
+                RunState.REJECTED,
+                validated.error or ErrorInfo(code=ErrorCode.INTERNAL, message="validation returned nothing"),
+            )
+        self._blueprint, self._model, self._input = validated.blueprint, validated.model, validated.input
+        self._move(RunState.PLANNING, f"input valid for {validated.blueprint.ref}")
+        self._plan = await self._make_plan()
+        self._move(RunState.EXECUTING, f"plan of {len(self._plan.tasks)} tasks")
+        await self._execute_plan(self._plan)
+        feedback: ReportCard | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            self._output = await self._compose(feedback)
+            self._move(RunState.REVIEWING, f"output attempt {attempt}")
+            card = await act.review_output(
+                ReviewInput(
+                    run_id=workflow.info().workflow_id, blueprint=self._blueprint, output=self._output, attempt=attempt
+                )
+            )
+            self._report_cards.append(card)
+            if card.passed:
+                self._move(RunState.COMPLETE, "report card passed")
+                return
+            if attempt > self._blueprint.max_revisions:
+                raise RunFailed(
+                    RunState.FAILED,
+                    ErrorInfo(
+                        code=ErrorCode.REVIEW_FAILED,
+                        message=f"output failed review {attempt} times",
+                        details={"report_card": card.model_dump(mode="json")},
+                    ),
+                )
+            feedback = card
+            self._move(RunState.REVISING, f"report card failed: {len([c for c in card.checks if not c.passed])} checks")
+            self._move(RunState.EXECUTING, "revising the output")
+
+    # ------------------------------------------------------------------------------ transitions
+    def _move(self, target: RunState, reason: str) -> None:
+        self._record.move(target, workflow.now(), reason)
+        workflow.upsert_search_attributes([FACTORY_STATE.value_set(target.value)])
+        workflow.logger.info("state %s (%s)", target.value, reason)
+
+    def _end(self, target: RunState, error: ErrorInfo) -> None:
+        self._error = error
+        if not self._record.terminal:
+            self._move(target, f"{error.code}: {error.message}"[:500])
+
+    # ------------------------------------------------------------------------------ model calls
+    async def _call_model(
+        self, step_id: str, kind: str, messages: list[Message], tools: list[Any], context: dict[str, Any]
+    ) -> ModelTurnResult:
+        assert self._blueprint is not None and self._model is not None
+        inp = ModelTurnInput(
+            run_id=workflow.info().workflow_id,
+            step_id=step_id,
+            step_kind=kind,  # type: ignore[arg-type]
+            provider=self._model.provider,
+            model=self._model.model,
+            system=self._blueprint.system_prompt,
+            messages=messages,
+            tools=tools,
+            max_tokens=self._blueprint.max_tokens_per_call,
+            blueprint=self._blueprint.ref,
+            context=context,
+        )
+        try:
+            result = await act.model_turn(inp)
+        except ActivityError as exc:
+            raise RunFailed(RunState.FAILED, error_from_activity(exc, ErrorCode.PROVIDER_ERROR)) from exc
+        self._model_calls += 1
+        self._usage = self._usage + result.usage
+        self._cost_usd = round(self._cost_usd + cost_usd(result.model, result.usage), 8)
+        return result
+
+    # --------------------------------------------------------------------------------- PLANNING
+    async def _make_plan(self) -> Plan:
+        assert self._blueprint is not None
+        bp = self._blueprint
+        tools = [submit_plan_spec(bp.allowed_tools, bp.max_tasks)]
+        messages = [
+            Message(
+                role="user",
+                content=(
+                    "Plan the work for this request as a list of tasks, then call submit_plan.\n"
+                    f"Tools the tasks may use: {bp.allowed_tools or 'none'}. At most {bp.max_tasks} tasks.\n"
+                    f"Request input:\n{json.dumps(self._input, indent=1)}"
+                ),
+            )
+        ]
+        context = {"input": self._input, "allowed_tools": bp.allowed_tools, "max_tasks": bp.max_tasks}
+        problems: list[str] = []
+        for attempt in range(1, bp.max_plan_attempts + 1):
+            result = await self._call_model(f"plan/{attempt}", "plan", messages, tools, context)
+            call = next((c for c in result.tool_calls if c.name == SUBMIT_PLAN), None)
+            if call is None:
+                problems = ["no submit_plan call in the response"]
+            elif call.arguments_error:
+                problems = [f"submit_plan arguments were not valid JSON: {call.arguments_error}"]
+            else:
+                plan, problems = validate_plan(call.arguments, bp.allowed_tools, bp.max_tasks)
+                if plan is not None:
+                    return plan
+            messages = messages + self._feedback_turn(result, call, "The plan was invalid:\n- " + "\n- ".join(problems))
+        raise RunFailed(
+            RunState.FAILED,
+            ErrorInfo(
+                code=ErrorCode.PLANNING_FAILED,
+                message=f"no valid plan after {bp.max_plan_attempts} attempts",
+                details={"problems": problems},
+            ),
+        )
+
+    @staticmethod
+    def _feedback_turn(result: ModelTurnResult, call: ToolCall | None, feedback: str) -> list[Message]:
+        """The model's answer and our structured reply to it, for the next attempt."""
+        assistant = Message(role="assistant", content=result.text, tool_calls=result.tool_calls)
+        if call is None:
+            return [assistant, Message(role="user", content=feedback)]
+        replies = [
+            ToolResultBlock(tool_call_id=c.id, name=c.name, content=feedback if c is call else "not run", is_error=True)
+            for c in result.tool_calls
+        ]
+        return [assistant, Message(role="tool", tool_results=replies)]
+
+    # -------------------------------------------------------------------------------- EXECUTING
+    async def _execute_plan(self, plan: Plan) -> None:
+        waves = execution_waves(plan) or []
+        by_id = {t.id: t for t in plan.tasks}
+        for wave in waves:
+            pending = [by_id[tid] for tid in wave if tid not in self._task_results]
+            results = await asyncio.gather(*(self._run_task(t) for t in pending))
+            for task, result in zip(pending, results, strict=True):
+                self._task_results[task.id] = result
+            failed = [r for r in results if r.status != "success"]
+            if failed:
+                first = failed[0]
+                raise RunFailed(
+                    RunState.FAILED,
+                    ErrorInfo(
+                        code=ErrorCode.MAX_TURNS if first.error == ErrorCode.MAX_TURNS else ErrorCode.TASK_FAILED,
+                        message=f"task {first.task_id} ended {first.status}: {first.summary or first.error}",
+                        details={"task_results": [r.model_dump(mode="json") for r in failed]},
+                    ),
+                )
+
+    async def _run_task(self, task: PlanTask) -> TaskResult:
+        """A bounded worker step: observe → decide → act, at most `max_turns` model turns."""
+        assert self._blueprint is not None
+        bp = self._blueprint
+        allowed = [t for t in bp.tools if t.name in task.allowed_tools]
+        tools = [*allowed, submit_result_spec(task.expected_result_schema)]
+        deps = {d: self._task_results[d].result for d in task.depends_on if d in self._task_results}
+        messages = [
+            Message(
+                role="user",
+                content=(
+                    f"Task {task.id} ({task.kind}): {task.instructions}\n"
+                    f"Request input:\n{json.dumps(self._input, indent=1)}\n"
+                    + (f"Results of earlier tasks:\n{json.dumps(deps, indent=1)}\n" if deps else "")
+                    + "Use the tools as needed, then call submit_result."
+                ),
+            )
+        ]
+        context = {"input": self._input, "task": task.model_dump(mode="json")}
+        tool_calls = 0
+        for turn in range(1, bp.max_turns + 1):
+            result = await self._call_model(f"{task.id}/turn-{turn}", "execute", messages, tools, context)
+            messages.append(Message(role="assistant", content=result.text, tool_calls=result.tool_calls))
+            if not result.tool_calls:
+                messages.append(Message(role="user", content="Call a tool, or submit_result to finish the task."))
+                continue
+            replies: list[ToolResultBlock] = []
+            for index, call in enumerate(result.tool_calls):
+                if call.name == SUBMIT_RESULT and not call.arguments_error:
+                    status = call.arguments.get("status", "success")
+                    if status not in ("success", "failure", "needs_human"):
+                        status = "failure"
+                    return TaskResult(
+                        task_id=task.id,
+                        status=status,
+                        result=call.arguments.get("result"),
+                        summary=str(call.arguments.get("summary", ""))[:1000],
+                        turns=turn,
+                        tool_calls=tool_calls,
+                    )
+                outcome = await self._tool_call(task, turn, index, call, [t.name for t in allowed])
+                tool_calls += 1
+                replies.append(
+                    ToolResultBlock(
+                        tool_call_id=call.id,
+                        name=call.name,
+                        content=json.dumps(outcome.model_dump(mode="json"))[:MAX_TOOL_RESULT_CHARS],
+                        is_error=outcome.status != "ok",
+                    )
+                )
+            messages.append(Message(role="tool", tool_results=replies))
+        return TaskResult(
+            task_id=task.id,
+            status="failure",
+            summary=f"stopped after {bp.max_turns} turns without submit_result",
+            turns=bp.max_turns,
+            tool_calls=tool_calls,
+            error=ErrorCode.MAX_TURNS,
+        )
+
+    async def _tool_call(self, task: PlanTask, turn: int, index: int, call: ToolCall, allowed: list[str]) -> ToolResult:
+        """Gate, then run, one proposed tool call. Refusals are results the model reads."""
+        if call.arguments_error:
+            return ToolResult(
+                status="error",
+                tool=call.name,
+                error=ErrorInfo(code="malformed_arguments", message=f"arguments were not a JSON object: {call.arguments_error}"),
+            )
+        if call.name not in allowed:
+            return ToolResult(
+                status="denied",
+                tool=call.name,
+                error=ErrorInfo(code="tool_not_allowed", message=f"{call.name!r} is not allowed in task {task.id}", details={"allowed": allowed}),
+            )
+        assert self._request is not None
+        run_id = workflow.info().workflow_id
+        step_id = f"{task.id}/turn-{turn}/call-{index}"
+        self._tool_calls += 1
+        try:
+            return await act.call_tool(
+                ToolCallInput(
+                    run_id=run_id,
+                    step_id=step_id,
+                    tool=call.name,
+                    arguments=call.arguments,
+                    workspace=workspace_name(run_id),
+                    dry_run=self._request.dry_run,
+                    idempotency_key=idempotency_key(run_id, step_id),
+                )
+            )
+        except ActivityError as exc:  # retries exhausted: the model hears about it, the run goes on
+            return ToolResult(status="error", tool=call.name, error=error_from_activity(exc, ErrorCode.ACTIVITY_FAILED))
+
+    # ---------------------------------------------------------------------- EXECUTING (compose)
+    async def _compose(self, feedback: ReportCard | None) -> Any:
+        """Ask the model for the final output (with the last report card when revising)."""
+        assert self._blueprint is not None
+        bp = self._blueprint
+        results = [r.model_dump(mode="json") for r in self._task_results.values()]
+        messages = [
+            Message(
+                role="user",
+                content=(
+                    "Compose the final output from the task results and call submit_output.\n"
+                    f"Request input:\n{json.dumps(self._input, indent=1)}\n"
+                    f"Task results:\n{json.dumps(results, indent=1)}"
+                ),
+            )
+        ]
+        if feedback is not None:
+            messages.append(
+                Message(
+                    role="user",
+                    content=f"Your previous output failed review. Fix these problems:\n{feedback.feedback()}\n"
+                    f"Previous output:\n{json.dumps(self._output, indent=1)}",
+                )
+            )
+        context = {"input": self._input, "task_results": results, "output_schema": bp.output_schema}
+        attempt = len(self._report_cards) + 1
+        for turn in range(1, bp.max_turns + 1):
+            result = await self._call_model(f"compose/{attempt}/turn-{turn}", "compose", messages,
+                                            [submit_output_spec(bp.output_schema)], context)
+            call = next((c for c in result.tool_calls if c.name == SUBMIT_OUTPUT), None)
+            if call is not None and not call.arguments_error and "output" in call.arguments:
+                return call.arguments["output"]
+            if call is None and result.text.strip().startswith("{"):
+                try:
+                    return json.loads(result.text)
+                except json.JSONDecodeError:
+                    pass
+            messages = messages + self._feedback_turn(
+                result, call, "Call submit_output with an object whose `output` field matches the output schema."
+            )
+        raise RunFailed(
+            RunState.FAILED,
+            ErrorInfo(code=ErrorCode.MAX_TURNS, message=f"no output submitted after {bp.max_turns} turns"),
+        )
