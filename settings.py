@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     provider_timeout_s: float = 120.0
     """Per-request timeout of provider SDK calls (Temporal owns retries)."""
 
+    extension_modules: list[str] = Field(default_factory=list)
+    """Python modules imported at start that add blueprints (a `BLUEPRINTS` list) and tools
+    (registered with `activities.tools.registry.default_registry`). JSON list in the env var."""
+
     max_input_bytes: int = 256 * 1024
     """Largest accepted run input, as UTF-8 JSON; bigger inputs are REJECTED."""
     log_level: str = "INFO"

@@ -1,8 +1,8 @@
 """The operator's CLI and client helpers.
 
-    python starter.py run <blueprint> [--version V] (--input <json|@file> | --example) [--wait] [--json] [--dry-run]
-    python starter.py status <workflow_id> [--json]
-    python starter.py blueprints [--json]
+python starter.py run <blueprint> [--version V] (--input <json|@file> | --example) [--wait] [--json] [--dry-run]
+python starter.py status <workflow_id> [--json]
+python starter.py blueprints [--json]
 """
 
 from __future__ import annotations
@@ -45,10 +45,9 @@ async def ensure_search_attributes(client: Client, *, create: bool = True) -> li
     task that upserts it). Adds missing ones when `create`; otherwise raises. Returns those added."""
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+    from temporalio.service import RPCError, RPCStatusCode
 
     from workflows.search_attributes import REGISTRATION
-
-    from temporalio.service import RPCError, RPCStatusCode
 
     try:
         listed = await client.operator_service.list_search_attributes(
@@ -73,15 +72,22 @@ async def ensure_search_attributes(client: Client, *, create: bool = True) -> li
         "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
         "KeywordList": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
     }
-    await client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=client.namespace, search_attributes={n: types[k] for n, k in missing.items()}
+    try:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=client.namespace, search_attributes={n: types[k] for n, k in missing.items()}
+            )
         )
-    )
+    except RPCError as exc:  # a server that cannot list (see above) says so on the second add
+        if exc.status != RPCStatusCode.ALREADY_EXISTS:
+            raise
+        return []
     return sorted(missing)
 
 
-def make_request(blueprint: str, input_text: str | None = None, input_value: Any = None, **fields: Any) -> RunRequest:
+def make_request(
+    blueprint: str, input_text: str | None = None, input_value: Any = None, **fields: Any
+) -> RunRequest:
     """A RunRequest; input over the size limit is not sent (the run is REJECTED with its size)."""
     if input_text is not None:
         size = len(input_text.encode("utf-8"))
@@ -139,7 +145,9 @@ async def cmd_run(args: argparse.Namespace, console: Console) -> int:
     fields: dict[str, Any] = {"version": args.version, "dry_run": args.dry_run}
     if args.example:
         blueprint, _ = default_catalog().resolve(args.blueprint, args.version)
-        request = make_request(args.blueprint, input_value=blueprint.example_input if blueprint else {}, **fields)
+        request = make_request(
+            args.blueprint, input_value=blueprint.example_input if blueprint else {}, **fields
+        )
     else:
         try:
             text = _read_input(args.input)
@@ -172,7 +180,11 @@ def _print_error(console: Console, as_json: bool, code: str, message: str) -> No
 
 def _print_result(console: Console, result: RunResult) -> None:
     colour = "green" if result.state == "COMPLETE" else "red"
-    offline = " [yellow](offline model: deterministic, not intelligence)[/]" if result.model and result.model.offline else ""
+    offline = (
+        " [yellow](offline model: deterministic, not intelligence)[/]"
+        if result.model and result.model.offline
+        else ""
+    )
     console.print(f"[bold]{result.workflow_id}[/] {result.blueprint}{offline}")
     console.print("states: " + " → ".join(result.states_visited) + f"  [{colour}]{result.state}[/]")
     console.print(
@@ -181,7 +193,10 @@ def _print_result(console: Console, result: RunResult) -> None:
     if result.error:
         console.print(f"[red]error[/] {result.error.code}: {result.error.message}")
     if result.output is not None:
-        console.print_json(json.dumps(result.output)[:4000])
+        text = json.dumps(result.output, indent=2)
+        console.print(
+            text if len(text) <= 1500 else text[:1500] + "\n  … (truncated; use --json for all of it)"
+        )
 
 
 async def cmd_status(args: argparse.Namespace, console: Console) -> int:
@@ -256,7 +271,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "blueprints":
         return cmd_blueprints(args, console)
     return 2
-
 
 
 if __name__ == "__main__":

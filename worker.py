@@ -65,7 +65,9 @@ async def serve(settings: Settings, task_queue: str | None = None) -> None:
 def main(argv: list[str] | None = None) -> None:
     """`python worker.py [--task-queue Q]`."""
     parser = argparse.ArgumentParser(description="AI Factory worker")
-    parser.add_argument("--task-queue", default=None, help="task queue to poll (settings.task_queue by default)")
+    parser.add_argument(
+        "--task-queue", default=None, help="task queue to poll (settings.task_queue by default)"
+    )
     args = parser.parse_args(argv)
     settings = get_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")

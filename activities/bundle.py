@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -16,14 +17,18 @@ from blueprints.catalog import Catalog, default_catalog
 from settings import Settings
 
 
-def load_tools() -> ToolRegistry:
-    """The shipped tools, registered by importing their modules."""
+def load_tools(extension_modules: list[str] | None = None) -> ToolRegistry:
+    """The shipped tools plus the extension modules' tools (registered by importing them)."""
     import activities.tools.files  # noqa: F401  (registers the file tools)
 
+    for name in extension_modules or []:
+        importlib.import_module(name)
     return default_registry
 
 
-def build_providers(settings: Settings, catalog: Catalog, extra: list[ModelProvider] | None = None) -> ProviderRegistry:
+def build_providers(
+    settings: Settings, catalog: Catalog, extra: list[ModelProvider] | None = None
+) -> ProviderRegistry:
     """The offline model always; real providers when their keys (or endpoints) are configured."""
     from activities.models.factory import build_provider_registry
 
@@ -39,8 +44,8 @@ def build_activities(
     providers: ProviderRegistry | None = None,
 ) -> list[Callable[..., Any]]:
     """The activity callables for `Worker(activities=...)`."""
-    catalog = catalog or default_catalog()
-    tools = tools or load_tools()
+    catalog = catalog or default_catalog(settings.extension_modules)
+    tools = tools or load_tools(settings.extension_modules)
     providers = providers or build_providers(settings, catalog)
     intake = IntakeActivities(settings, catalog, tools, providers)
     return [

@@ -27,13 +27,17 @@ def choose_model(settings: Settings, provider: str | None, model: str | None) ->
             else:
                 provider = "offline"
         model = model or settings.model_name
-    return ModelChoice(provider=provider, model=model or DEFAULT_MODELS.get(provider, ""), offline=provider == "offline")
+    return ModelChoice(
+        provider=provider, model=model or DEFAULT_MODELS.get(provider, ""), offline=provider == "offline"
+    )
 
 
 class IntakeActivities:
     """Holds what validation needs: the blueprint catalog, the tools, the providers."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, tools: ToolRegistry, providers: ProviderRegistry) -> None:
+    def __init__(
+        self, settings: Settings, catalog: Catalog, tools: ToolRegistry, providers: ProviderRegistry
+    ) -> None:
         self._settings = settings
         self._catalog = catalog
         self._tools = tools

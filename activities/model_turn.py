@@ -7,6 +7,7 @@ import time
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import with_heartbeats
 from activities.models.base import ProviderRegistry
 from activities.models.errors import to_application_error
 from contracts.model import ModelTurnInput, ModelTurnResult
@@ -32,7 +33,7 @@ class ModelActivities:
             ) from None
         started = time.perf_counter()
         try:
-            result = await provider.complete(inp)
+            result = await with_heartbeats(provider.complete(inp))
         except ApplicationError:
             raise
         except Exception as exc:  # every provider error is mapped in one place

@@ -28,12 +28,18 @@ class ReviewActivities:
         blueprint, error = self._catalog.resolve(inp.blueprint.name, inp.blueprint.version)
         if blueprint is None:
             msg = error.message if error else "blueprint vanished"
-            return ReportCard(passed=False, attempt=inp.attempt, checks=[CheckResult(name="schema", passed=False, message=msg)])
+            return ReportCard(
+                passed=False,
+                attempt=inp.attempt,
+                checks=[CheckResult(name="schema", passed=False, message=msg)],
+            )
         checks: list[CheckResult] = []
         try:
             blueprint.output_model.model_validate(inp.output)
             checks.append(CheckResult(name="schema", passed=True, message="output matches the schema"))
         except ValidationError as exc:
             for err in exc.errors():
-                checks.append(CheckResult(name="schema", passed=False, message=err["msg"], path=_json_path(err["loc"])))
+                checks.append(
+                    CheckResult(name="schema", passed=False, message=err["msg"], path=_json_path(err["loc"]))
+                )
         return ReportCard(passed=all(c.passed for c in checks), checks=checks, attempt=inp.attempt)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from temporalio import activity
 
-from activities.tools.registry import ToolContext, ToolRegistry
-from contracts.errors import ErrorInfo
+from activities.heartbeat import with_heartbeats
+from activities.tools.registry import ToolContext, ToolError, ToolRegistry
+from activities.tools.sandbox import Workspace
 from contracts.tools import ToolCallInput, ToolResult
 from settings import Settings
-
-_SAFE_WORKSPACE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class ToolActivities:
@@ -24,14 +21,10 @@ class ToolActivities:
     @activity.defn(name="call_tool")
     async def call_tool(self, inp: ToolCallInput) -> ToolResult:
         """Validate, run, validate the result. Failures come back as results, never raised."""
-        if not _SAFE_WORKSPACE.fullmatch(inp.workspace) or ".." in inp.workspace:
-            return ToolResult(
-                status="error",
-                tool=inp.tool,
-                error=ErrorInfo(code="path_denied", message=f"invalid workspace name {inp.workspace!r}"),
-            )
-        workspace = self._settings.resolved_workspace_root() / inp.workspace
-        workspace.mkdir(parents=True, exist_ok=True)
+        try:
+            workspace = Workspace(inp.workspace, self._settings.resolved_workspace_root()).create()
+        except ToolError as exc:  # an unsafe workspace name is refused like any bad path
+            return ToolResult(status="error", tool=inp.tool, error=exc.info)
         ctx = ToolContext(
             run_id=inp.run_id,
             step_id=inp.step_id,
@@ -39,4 +32,4 @@ class ToolActivities:
             dry_run=inp.dry_run,
             idempotency_key=inp.idempotency_key or f"{inp.run_id}/{inp.step_id}",
         )
-        return await self._tools.run(inp.tool, ctx, inp.arguments)
+        return await with_heartbeats(self._tools.run(inp.tool, ctx, inp.arguments))

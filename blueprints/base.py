@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,9 @@ class Blueprint:
     max_revisions: int = limits.MAX_RETRIES
     max_tasks: int = limits.MAX_TASKS
     max_tokens_per_call: int = 2048
+    offline_output: Callable[[Any, list[dict[str, Any]]], dict[str, Any]] | None = None
+    """How the offline model builds this blueprint's output from the input and task results;
+    a generic schema-filler when None."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Room for later policy defaults (budget, routing, escalation) without breaking old blueprints."""
 

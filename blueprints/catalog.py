@@ -51,7 +51,9 @@ class Catalog:
     def all(self) -> list[Blueprint]:
         """Every registered blueprint version, by name then version."""
         return [
-            self._by_name[n][v] for n in sorted(self._by_name) for v in sorted(self._by_name[n], key=_version_key)
+            self._by_name[n][v]
+            for n in sorted(self._by_name)
+            for v in sorted(self._by_name[n], key=_version_key)
         ]
 
 
@@ -65,6 +67,10 @@ def load_catalog(modules: Iterable[str]) -> Catalog:
     return catalog
 
 
-def default_catalog() -> Catalog:
-    """The shipped examples (settings may add more modules)."""
-    return load_catalog(["blueprints.examples"])
+def default_catalog(extension_modules: Iterable[str] | None = None) -> Catalog:
+    """The shipped examples plus the blueprints of the configured extension modules."""
+    if extension_modules is None:
+        from settings import get_settings
+
+        extension_modules = get_settings().extension_modules
+    return load_catalog(["blueprints.examples", *extension_modules])

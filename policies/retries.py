@@ -29,14 +29,31 @@ NON_RETRYABLE = (
 
 POLICIES: dict[str, ActivityPolicy] = {
     # A model call: slow, rate limited, worth a few tries with backoff (retry-after overrides it).
-    "model": ActivityPolicy(start_to_close_s=180, max_attempts=5, initial_interval_s=2, max_interval_s=60,
-                            non_retryable_types=NON_RETRYABLE),
+    "model": ActivityPolicy(
+        start_to_close_s=180,
+        max_attempts=5,
+        initial_interval_s=2,
+        max_interval_s=60,
+        heartbeat_s=20,
+        non_retryable_types=NON_RETRYABLE,
+    ),
     # A tool call: quick; idempotency keys make a retry safe.
-    "tool": ActivityPolicy(start_to_close_s=60, max_attempts=3, initial_interval_s=1, max_interval_s=10,
-                           non_retryable_types=NON_RETRYABLE),
+    "tool": ActivityPolicy(
+        start_to_close_s=60,
+        max_attempts=3,
+        initial_interval_s=1,
+        max_interval_s=10,
+        heartbeat_s=10,
+        non_retryable_types=NON_RETRYABLE,
+    ),
     # Validation and review: pure CPU in an activity; a failure is a bug, do not hammer.
-    "check": ActivityPolicy(start_to_close_s=30, max_attempts=3, initial_interval_s=1, max_interval_s=5,
-                            non_retryable_types=NON_RETRYABLE),
+    "check": ActivityPolicy(
+        start_to_close_s=30,
+        max_attempts=3,
+        initial_interval_s=1,
+        max_interval_s=5,
+        non_retryable_types=NON_RETRYABLE,
+    ),
 }
 
 

@@ -57,7 +57,9 @@ async def model_turn(inp: ModelTurnInput, task_queue: str | None = None) -> Mode
 
 async def call_tool(inp: ToolCallInput) -> ToolResult:
     """One tool call."""
-    return await workflow.execute_activity(ActivityNames.CALL_TOOL, inp, result_type=ToolResult, **_options("tool"))
+    return await workflow.execute_activity(
+        ActivityNames.CALL_TOOL, inp, result_type=ToolResult, **_options("tool")
+    )
 
 
 async def review_output(inp: ReviewInput) -> ReportCard:

@@ -130,7 +130,11 @@ class AgentRunWorkflow:
         except (IllegalTransition, ActivityError, ApplicationError, ValueError, KeyError, TypeError) as exc:
             # A bug or an unexpected failure still ends the run visibly instead of failing
             # workflow tasks forever.
-            target = RunState.REJECTED if self._record.state in (RunState.INTAKE, RunState.VALIDATING) else RunState.FAILED
+            target = (
+                RunState.REJECTED
+                if self._record.state in (RunState.INTAKE, RunState.VALIDATING)
+                else RunState.FAILED
+            )
             self._end(target, ErrorInfo(code=ErrorCode.INTERNAL, message=f"{type(exc).__name__}: {exc}"))
         return RunResult(
             workflow_id=workflow.info().workflow_id,
@@ -171,7 +175,10 @@ class AgentRunWorkflow:
             self._move(RunState.REVIEWING, f"output attempt {attempt}")
             card = await act.review_output(
                 ReviewInput(
-                    run_id=workflow.info().workflow_id, blueprint=self._blueprint, output=self._output, attempt=attempt
+                    run_id=workflow.info().workflow_id,
+                    blueprint=self._blueprint,
+                    output=self._output,
+                    attempt=attempt,
                 )
             )
             self._report_cards.append(card)
@@ -188,7 +195,10 @@ class AgentRunWorkflow:
                     ),
                 )
             feedback = card
-            self._move(RunState.REVISING, f"report card failed: {len([c for c in card.checks if not c.passed])} checks")
+            self._move(
+                RunState.REVISING,
+                f"report card failed: {len([c for c in card.checks if not c.passed])} checks",
+            )
             self._move(RunState.EXECUTING, "revising the output")
 
     # ------------------------------------------------------------------------------ transitions
@@ -257,7 +267,9 @@ class AgentRunWorkflow:
                 plan, problems = validate_plan(call.arguments, bp.allowed_tools, bp.max_tasks)
                 if plan is not None:
                     return plan
-            messages = messages + self._feedback_turn(result, call, "The plan was invalid:\n- " + "\n- ".join(problems))
+            messages = messages + self._feedback_turn(
+                result, call, "The plan was invalid:\n- " + "\n- ".join(problems)
+            )
         raise RunFailed(
             RunState.FAILED,
             ErrorInfo(
@@ -274,7 +286,9 @@ class AgentRunWorkflow:
         if call is None:
             return [assistant, Message(role="user", content=feedback)]
         replies = [
-            ToolResultBlock(tool_call_id=c.id, name=c.name, content=feedback if c is call else "not run", is_error=True)
+            ToolResultBlock(
+                tool_call_id=c.id, name=c.name, content=feedback if c is call else "not run", is_error=True
+            )
             for c in result.tool_calls
         ]
         return [assistant, Message(role="tool", tool_results=replies)]
@@ -294,7 +308,9 @@ class AgentRunWorkflow:
                 raise RunFailed(
                     RunState.FAILED,
                     ErrorInfo(
-                        code=ErrorCode.MAX_TURNS if first.error == ErrorCode.MAX_TURNS else ErrorCode.TASK_FAILED,
+                        code=ErrorCode.MAX_TURNS
+                        if first.error == ErrorCode.MAX_TURNS
+                        else ErrorCode.TASK_FAILED,
                         message=f"task {first.task_id} ended {first.status}: {first.summary or first.error}",
                         details={"task_results": [r.model_dump(mode="json") for r in failed]},
                     ),
@@ -324,7 +340,9 @@ class AgentRunWorkflow:
             result = await self._call_model(f"{task.id}/turn-{turn}", "execute", messages, tools, context)
             messages.append(Message(role="assistant", content=result.text, tool_calls=result.tool_calls))
             if not result.tool_calls:
-                messages.append(Message(role="user", content="Call a tool, or submit_result to finish the task."))
+                messages.append(
+                    Message(role="user", content="Call a tool, or submit_result to finish the task.")
+                )
                 continue
             replies: list[ToolResultBlock] = []
             for index, call in enumerate(result.tool_calls):
@@ -360,19 +378,28 @@ class AgentRunWorkflow:
             error=ErrorCode.MAX_TURNS,
         )
 
-    async def _tool_call(self, task: PlanTask, turn: int, index: int, call: ToolCall, allowed: list[str]) -> ToolResult:
+    async def _tool_call(
+        self, task: PlanTask, turn: int, index: int, call: ToolCall, allowed: list[str]
+    ) -> ToolResult:
         """Gate, then run, one proposed tool call. Refusals are results the model reads."""
         if call.arguments_error:
             return ToolResult(
                 status="error",
                 tool=call.name,
-                error=ErrorInfo(code="malformed_arguments", message=f"arguments were not a JSON object: {call.arguments_error}"),
+                error=ErrorInfo(
+                    code="malformed_arguments",
+                    message=f"arguments were not a JSON object: {call.arguments_error}",
+                ),
             )
         if call.name not in allowed:
             return ToolResult(
                 status="denied",
                 tool=call.name,
-                error=ErrorInfo(code="tool_not_allowed", message=f"{call.name!r} is not allowed in task {task.id}", details={"allowed": allowed}),
+                error=ErrorInfo(
+                    code="tool_not_allowed",
+                    message=f"{call.name!r} is not allowed in task {task.id}",
+                    details={"allowed": allowed},
+                ),
             )
         assert self._request is not None
         run_id = workflow.info().workflow_id
@@ -391,7 +418,9 @@ class AgentRunWorkflow:
                 )
             )
         except ActivityError as exc:  # retries exhausted: the model hears about it, the run goes on
-            return ToolResult(status="error", tool=call.name, error=error_from_activity(exc, ErrorCode.ACTIVITY_FAILED))
+            return ToolResult(
+                status="error", tool=call.name, error=error_from_activity(exc, ErrorCode.ACTIVITY_FAILED)
+            )
 
     # ---------------------------------------------------------------------- EXECUTING (compose)
     async def _compose(self, feedback: ReportCard | None) -> Any:
@@ -420,8 +449,13 @@ class AgentRunWorkflow:
         context = {"input": self._input, "task_results": results, "output_schema": bp.output_schema}
         attempt = len(self._report_cards) + 1
         for turn in range(1, bp.max_turns + 1):
-            result = await self._call_model(f"compose/{attempt}/turn-{turn}", "compose", messages,
-                                            [submit_output_spec(bp.output_schema)], context)
+            result = await self._call_model(
+                f"compose/{attempt}/turn-{turn}",
+                "compose",
+                messages,
+                [submit_output_spec(bp.output_schema)],
+                context,
+            )
             call = next((c for c in result.tool_calls if c.name == SUBMIT_OUTPUT), None)
             if call is not None and not call.arguments_error and "output" in call.arguments:
                 return call.arguments["output"]
@@ -431,7 +465,9 @@ class AgentRunWorkflow:
                 except json.JSONDecodeError:
                     pass
             messages = messages + self._feedback_turn(
-                result, call, "Call submit_output with an object whose `output` field matches the output schema."
+                result,
+                call,
+                "Call submit_output with an object whose `output` field matches the output schema.",
             )
         raise RunFailed(
             RunState.FAILED,

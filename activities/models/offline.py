@@ -65,12 +65,17 @@ class OfflineProvider:
         tools = list(request.context.get("allowed_tools", []))
         items = _work_items(run_input)[: int(request.context.get("max_tasks", 4))]
         tasks = []
+        seen: set[str] = set()
         for i, item in enumerate(items, start=1):
+            task_id = _slug(item)
+            task_id = task_id if task_id not in seen else f"{task_id}-{i}"
+            seen.add(task_id)
             tasks.append(
                 {
-                    "id": f"t{i}",
+                    "id": task_id,
                     "kind": "execute" if tools else "generate",
-                    "instructions": f"{LABEL} handle {item!r}" + (f" using {', '.join(tools)}" if tools else ""),
+                    "instructions": f"{LABEL} handle {item!r}"
+                    + (f" using {', '.join(tools)}" if tools else ""),
                     "allowed_tools": tools,
                     "expected_result_schema": {"type": "object"},
                     "depends_on": [],
@@ -82,7 +87,7 @@ class OfflineProvider:
     def _next_tool_call(self, request: ModelTurnInput) -> ToolCall:
         called = {c.name for m in request.messages for c in m.tool_calls}
         task = request.context.get("task", {})
-        item = _slug(str(task.get("instructions", request.step_id)).replace(LABEL, ""))
+        item = _slug(str(task.get("id", request.step_id)))
         for spec in request.tools:
             if spec.name == SUBMIT_RESULT or spec.name in called:
                 continue
@@ -105,10 +110,10 @@ class OfflineProvider:
         if self._catalog is not None and "@" in request.blueprint:
             name, version = request.blueprint.split("@", 1)
             blueprint, _ = self._catalog.resolve(name, version)
-        hook = blueprint.extra.get("offline_output") if blueprint is not None else None
+        hook = blueprint.offline_output if blueprint is not None else None
         run_input = request.context.get("input")
         task_results = request.context.get("task_results", [])
-        if callable(hook):
+        if hook is not None:
             return {"output": hook(run_input, task_results)}
         schema = request.context.get("output_schema") or {"type": "object"}
         return {"output": synthesize(schema, schema, run_input, "output")}

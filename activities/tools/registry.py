@@ -95,7 +95,9 @@ class ToolRegistry:
             return ToolResult(
                 status="error",
                 tool=name,
-                error=ErrorInfo(code="unknown_tool", message=f"no tool named {name!r}", details={"known": self.names()}),
+                error=ErrorInfo(
+                    code="unknown_tool", message=f"no tool named {name!r}", details={"known": self.names()}
+                ),
             )
         try:
             args = tool.args_model.model_validate(arguments)
@@ -106,7 +108,10 @@ class ToolRegistry:
                 error=ErrorInfo(
                     code="invalid_arguments",
                     message=f"arguments for {name} failed validation",
-                    details={"errors": exc.errors(include_url=False, include_context=False)},
+                    # no `input` echo: it may hold values that are not valid JSON (lone surrogates)
+                    details={
+                        "errors": exc.errors(include_url=False, include_context=False, include_input=False)
+                    },
                 ),
             )
         if tool.side_effect and ctx.dry_run:
@@ -132,7 +137,11 @@ class ToolRegistry:
                     error=ErrorInfo(
                         code="invalid_result",
                         message=f"{name} returned a result that failed its schema",
-                        details={"errors": exc.errors(include_url=False, include_context=False)},
+                        details={
+                            "errors": exc.errors(
+                                include_url=False, include_context=False, include_input=False
+                            )
+                        },
                     ),
                 )
         if isinstance(output, BaseModel):

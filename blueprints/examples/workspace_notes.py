@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
 
 from blueprints.base import Blueprint
@@ -12,7 +14,9 @@ class NotesInput(BaseModel):
 
     topic: str = Field(min_length=3, max_length=500, description="What the notes are about")
     sections: list[str] = Field(
-        default_factory=lambda: ["overview", "details"], min_length=1, max_length=6,
+        default_factory=lambda: ["overview", "details"],
+        min_length=1,
+        max_length=6,
         description="One note file per section",
     )
 
@@ -32,6 +36,26 @@ class NotesOutput(BaseModel):
     index: str = Field(min_length=1, description="A short index of the notes")
 
 
+def offline_output(run_input: dict[str, Any], task_results: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the offline model submits: the files its tool calls actually wrote."""
+    files = []
+    for task in task_results:
+        for obs in (task.get("result") or {}).get("observations", []):
+            content = obs.get("content")
+            if (
+                obs.get("tool") == "write_file"
+                and isinstance(content, dict)
+                and content.get("status") == "ok"
+            ):
+                written = content.get("output") or {}
+                if "path" in written:
+                    files.append({"path": written["path"], "bytes": written.get("size_bytes", 0)})
+    if not files:  # a dry run writes nothing: say so rather than invent files
+        files = [{"path": "(dry run: nothing written)", "bytes": 0}]
+    index = ", ".join(f["path"] for f in files)
+    return {"topic": run_input.get("topic", ""), "files": files, "index": f"[offline model] notes: {index}"}
+
+
 WORKSPACE_NOTES_V1 = Blueprint(
     name="workspace-notes",
     version="1.0.0",
@@ -43,7 +67,11 @@ WORKSPACE_NOTES_V1 = Blueprint(
     ),
     input_model=NotesInput,
     output_model=NotesOutput,
-    example_input={"topic": "Durable execution with Temporal", "sections": ["overview", "retries", "signals"]},
+    example_input={
+        "topic": "Durable execution with Temporal",
+        "sections": ["overview", "retries", "signals"],
+    },
     allowed_tools=("write_file", "list_files", "read_file"),
     checks=("schema",),
+    offline_output=offline_output,
 )

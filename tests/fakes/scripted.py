@@ -17,7 +17,9 @@ from contracts.model import ModelTurnInput, ModelTurnResult, ToolCall, Usage
 TurnScript = Callable[[ModelTurnInput], "ModelTurnResult | list[ToolCall] | None | Awaitable[Any]"]
 
 
-def call(name: str, arguments: dict[str, Any] | None = None, call_id: str | None = None, **extra: Any) -> ToolCall:
+def call(
+    name: str, arguments: dict[str, Any] | None = None, call_id: str | None = None, **extra: Any
+) -> ToolCall:
     """A tool call the scripted model makes."""
     return ToolCall(id=call_id or f"call-{name}", name=name, arguments=arguments or {}, **extra)
 
