@@ -219,7 +219,8 @@ async def cmd_status(args: argparse.Namespace, console: Console) -> int:
 def cmd_blueprints(args: argparse.Namespace, console: Console) -> int:
     from blueprints.catalog import default_catalog
 
-    items = [
+    blueprints = default_catalog().all()
+    items: list[dict[str, Any]] = [
         {
             "name": bp.name,
             "version": bp.version,
@@ -227,14 +228,14 @@ def cmd_blueprints(args: argparse.Namespace, console: Console) -> int:
             "tools": list(bp.allowed_tools),
             "input_schema": bp.input_model.model_json_schema(),
         }
-        for bp in default_catalog().all()
+        for bp in blueprints
     ]
     if args.json:
         print(json.dumps(items))
         return 0
     table = Table("blueprint", "version", "tools", "description")
-    for item in items:
-        table.add_row(item["name"], item["version"], ", ".join(item["tools"]) or "-", item["description"])
+    for bp in blueprints:
+        table.add_row(bp.name, bp.version, ", ".join(bp.allowed_tools) or "-", bp.description)
     console.print(table)
     return 0
 
