@@ -200,9 +200,29 @@ def _print_result(console: Console, result: RunResult) -> None:
 
 
 async def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    from temporalio.service import RPCError
+
+    from workflows.search_attributes import FACTORY_STATE
+
     client = await connect()
     handle = client.get_workflow_handle(args.workflow_id)
-    status: RunStatus = await handle.query(STATUS_QUERY, result_type=RunStatus)
+    try:
+        status: RunStatus = await asyncio.wait_for(
+            handle.query(STATUS_QUERY, result_type=RunStatus), timeout=10
+        )
+    except (TimeoutError, RPCError) as exc:
+        # Queries need a live worker; the server's search attribute still knows the state.
+        description = await handle.describe()
+        state = description.typed_search_attributes.get(FACTORY_STATE)
+        if args.json:
+            print(
+                json.dumps({"workflow_id": handle.id, "state": state, "query_error": str(exc) or "timeout"})
+            )
+        else:
+            console.print(
+                f"[bold]{handle.id}[/] state [bold]{state}[/] (no worker answered the status query)"
+            )
+        return 0
     if args.json:
         print(status.model_dump_json())
         return 0
