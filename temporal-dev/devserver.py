@@ -407,7 +407,7 @@ def _describe(found: DevServerStatus) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """The command line: start, stop, status, ensure (prints only the address, for scripts)."""
-    parser = argparse.ArgumentParser(prog="devserver.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="devserver.py", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("command", choices=["start", "stop", "status", "ensure"])
     parser.add_argument("--ui-port", type=int, default=DEFAULT_UI_PORT, help="Web UI port (default 8233)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for health")

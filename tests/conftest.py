@@ -79,11 +79,17 @@ def _server_kind(config: pytest.Config) -> str:
     return kind
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Reject an unknown FACTORY_TEST_SERVER before anything runs."""
+    _server_kind(config)
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     """Say in every run's header which Temporal `env` is."""
     return f"temporal env: {_server_kind(config)} (devserver_env is always the real dev server)"
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """A test that uses the real dev server belongs to the `devserver` selection, marked or not."""
     for item in items:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
@@ -17,6 +18,8 @@ from policies.naming import workspace_name
 from starter import make_request, result_json
 from tests.fakes.scripted import ScriptedProvider, call
 from tests.support import isolated_settings, run_to_end, running_worker
+
+pytestmark = pytest.mark.e2e
 
 HAPPY_PATH = ["INTAKE", "VALIDATING", "PLANNING", "EXECUTING", "REVIEWING", "COMPLETE"]
 

@@ -5,6 +5,8 @@ The dev server registers exactly these (temporal-dev/); a production namespace n
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 FACTORY_STATE = SearchAttributeKey.for_keyword("FactoryState")
@@ -13,7 +15,13 @@ FACTORY_TENANT = SearchAttributeKey.for_keyword("FactoryTenant")
 FACTORY_BUDGET_ALERT = SearchAttributeKey.for_bool("FactoryBudgetAlert")
 FACTORY_COST_USD = SearchAttributeKey.for_float("FactoryCostUsd")
 
-ALL_KEYS = [FACTORY_STATE, FACTORY_BLUEPRINT, FACTORY_TENANT, FACTORY_BUDGET_ALERT, FACTORY_COST_USD]
+ALL_KEYS: list[SearchAttributeKey[Any]] = [
+    FACTORY_STATE,
+    FACTORY_BLUEPRINT,
+    FACTORY_TENANT,
+    FACTORY_BUDGET_ALERT,
+    FACTORY_COST_USD,
+]
 
 #: name → the type word `temporal server start-dev --search-attribute` and `operator` expect.
 REGISTRATION: dict[str, str] = {
