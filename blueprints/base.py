@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from contracts.model import ToolSpec
+from contracts.policy import ToolPolicy
 from contracts.run import BlueprintSnapshot
 from policies import limits
 
@@ -36,6 +37,8 @@ class Blueprint:
     offline_output: Callable[[Any, list[dict[str, Any]]], dict[str, Any]] | None = None
     """How the offline model builds this blueprint's output from the input and task results;
     a generic schema-filler when None."""
+    tool_policy: ToolPolicy | None = None
+    """Rules over tool calls, autonomy and escalation settings; None is the engine default."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Room for later policy defaults (budget, routing, escalation) without breaking old blueprints."""
 
@@ -61,7 +64,10 @@ class Blueprint:
             max_revisions=self.max_revisions,
             max_tasks=self.max_tasks,
             max_tokens_per_call=self.max_tokens_per_call,
+            tool_policy=self.tool_policy,
         )
-        body = json.dumps(snap.model_dump(mode="json", exclude={"digest"}), sort_keys=True)
+        # Leave an absent policy out of the digest so blueprints without one keep their fingerprint.
+        skip = {"digest"} | ({"tool_policy"} if self.tool_policy is None else set())
+        body = json.dumps(snap.model_dump(mode="json", exclude=skip), sort_keys=True)
         snap.digest = hashlib.sha256(body.encode()).hexdigest()
         return snap

@@ -7,8 +7,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from contracts.errors import ErrorInfo
+from contracts.escalation import AuditEntry, EscalationPacket
 from contracts.model import ToolSpec, Usage
 from contracts.plan import Plan, TaskResult
+from contracts.policy import Autonomy, PolicyDecision, ToolPolicy
 
 
 class RunRequest(BaseModel):
@@ -25,6 +27,8 @@ class RunRequest(BaseModel):
     """Model provider (`offline`, `anthropic`, `openai`, ...); the worker's settings decide when omitted."""
     model: str | None = None
     tenant: str = "default"
+    autonomy: Autonomy | None = None
+    """supervised / bounded / autonomous; the blueprint's policy decides when omitted."""
     oversized_bytes: int | None = None
     """Set by the client instead of the input when the input is too large to send: INTAKE rejects it."""
 
@@ -55,6 +59,8 @@ class BlueprintSnapshot(BaseModel):
     max_revisions: int = 3
     max_tasks: int = 8
     max_tokens_per_call: int = 2048
+    tool_policy: ToolPolicy | None = None
+    """The blueprint's declared tool policy; None means the engine default (`ToolPolicy()`)."""
     digest: str = ""
     """sha256 of the snapshot's content: two runs with the same digest ran the same blueprint."""
 
@@ -129,6 +135,14 @@ class RunStatus(BaseModel):
     tool_calls: int = 0
     error: ErrorInfo | None = None
     dry_run: bool = False
+    autonomy: str = ""
+    """The autonomy level tool calls are judged under."""
+    escalation: EscalationPacket | None = None
+    """The escalation waiting for a person, if any."""
+    escalations: list[EscalationPacket] = Field(default_factory=list)
+    policy_decisions: list[PolicyDecision] = Field(default_factory=list)
+    audit: list[AuditEntry] = Field(default_factory=list)
+    """Who did what, when and why: policy verdicts, escalations, decisions, refused signals."""
 
 
 class RunResult(BaseModel):

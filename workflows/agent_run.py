@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RawValue
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from contracts.errors import ErrorCode, ErrorInfo
+from contracts.escalation import EscalationPacket
 from contracts.model import Message, ModelTurnInput, ModelTurnResult, ToolCall, ToolResultBlock, Usage
 from contracts.plan import Plan, PlanTask, TaskResult
+from contracts.policy import PolicyDecision, ToolPolicy
 from contracts.run import (
     BlueprintSnapshot,
+    CheckResult,
     ModelChoice,
     ReportCard,
     ReviewInput,
@@ -27,6 +32,7 @@ from contracts.run import (
     ValidateInput,
 )
 from contracts.tools import ToolCallInput, ToolResult
+from policies import escalation as escalation_policy
 from policies.intake import parse_input
 from policies.limits import MAX_TOOL_RESULT_CHARS
 from policies.naming import idempotency_key, workspace_name
@@ -40,8 +46,10 @@ from policies.protocol import (
     submit_plan_spec,
     submit_result_spec,
 )
+from policies.tool_policy import TASK_ALLOWED_TOOLS_RULE, ProposedCall, evaluate
 from states import IllegalTransition, RunRecord, RunState
 from workflows import activity_stubs as act
+from workflows.human_gate import HumanGate
 from workflows.search_attributes import FACTORY_BLUEPRINT, FACTORY_STATE, FACTORY_TENANT
 
 
@@ -87,6 +95,7 @@ class AgentRunWorkflow:
         self._tool_calls = 0
         self._error: ErrorInfo | None = None
         self._output: Any = None
+        self._gate = HumanGate(self._move)
 
     # ----------------------------------------------------------------------------------- queries
     @workflow.query(name="status")
@@ -108,7 +117,34 @@ class AgentRunWorkflow:
             tool_calls=self._tool_calls,
             error=self._error,
             dry_run=bool(self._request and self._request.dry_run),
+            autonomy=self._autonomy() if self._blueprint else "",
+            escalation=self._gate.open_packet,
+            escalations=list(self._gate.packets.values()),
+            policy_decisions=self._gate.policy_decisions,
+            audit=self._gate.audit,
         )
+
+    # ----------------------------------------------------------------------------------- signals
+    # Payloads arrive raw so that a malformed one is refused and recorded, not dropped unseen.
+    @workflow.signal(name="approve")
+    def approve(self, payload: RawValue = None) -> None:  # type: ignore[assignment]
+        """Approve the open escalation: `{"escalation_id", "decided_by", "comment"}`."""
+        self._gate.receive("approve", payload, self._tool_schemas())
+
+    @workflow.signal(name="reject")
+    def reject(self, payload: RawValue = None) -> None:  # type: ignore[assignment]
+        """Reject the open escalation: `{"escalation_id", "decided_by", "comment"}`."""
+        self._gate.receive("reject", payload, self._tool_schemas())
+
+    @workflow.signal(name="revise")
+    def revise(self, payload: RawValue = None) -> None:  # type: ignore[assignment]
+        """Send it back: `{"escalation_id", "decided_by", "comment", "arguments"?, "instructions"?}`."""
+        self._gate.receive("revise", payload, self._tool_schemas())
+
+    @workflow.signal(dynamic=True)
+    def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:
+        """Any other signal name is an unknown decision: refused and recorded."""
+        self._gate.refuse_unknown(name)
 
     # -------------------------------------------------------------------------------------- run
     @workflow.run
@@ -169,6 +205,7 @@ class AgentRunWorkflow:
         await self._execute_plan(self._plan)
         feedback: ReportCard | None = None
         attempt = 0
+        allowed_attempts = self._blueprint.max_revisions
         while True:
             attempt += 1
             self._output = await self._compose(feedback)
@@ -185,21 +222,44 @@ class AgentRunWorkflow:
             if card.passed:
                 self._move(RunState.COMPLETE, "report card passed")
                 return
-            if attempt > self._blueprint.max_revisions:
-                raise RunFailed(
-                    RunState.FAILED,
-                    ErrorInfo(
-                        code=ErrorCode.REVIEW_FAILED,
-                        message=f"output failed review {attempt} times",
-                        details={"report_card": card.model_dump(mode="json")},
-                    ),
+            if attempt > allowed_attempts:
+                failure = ErrorInfo(
+                    code=ErrorCode.REVIEW_FAILED,
+                    message=f"output failed review {attempt} times",
+                    details={"report_card": card.model_dump(mode="json")},
                 )
+                card = await self._escalate_review(attempt, card, failure)
+                if self._record.terminal:
+                    return
+                allowed_attempts += 1  # the person asked for one more revision
             feedback = card
             self._move(
                 RunState.REVISING,
                 f"report card failed: {len([c for c in card.checks if not c.passed])} checks",
             )
             self._move(RunState.EXECUTING, "revising the output")
+
+    async def _escalate_review(self, attempts: int, card: ReportCard, failure: ErrorInfo) -> ReportCard:
+        """Past MAX_RETRIES: fail, or ask a person (accept as is, fail, or one more revision)."""
+        settings = self._policy().escalation
+        if settings.on_review_failure == "fail":
+            raise RunFailed(RunState.FAILED, failure)
+        findings = [c.model_dump(mode="json") for c in card.checks if not c.passed]
+        packet = await self._gate.escalate(
+            lambda esc_id, now: escalation_policy.review_packet(
+                esc_id, attempts, findings, self._output, self._run_cost(), now, settings
+            ),
+            settings,
+            resumes=lambda p: p.status == "revised",
+        )
+        if packet.status == "approved":
+            self._move(RunState.COMPLETE, f"{packet.escalation_id}: output accepted by {packet.decided_by}")
+            return card
+        if packet.status == "rejected":
+            raise RunFailed(RunState.FAILED, failure.model_copy(update={"details": {
+                **failure.details, "escalation_id": packet.escalation_id, "decided_by": packet.decided_by}}))
+        note = CheckResult(name="human_review", passed=False, message=packet.instructions or packet.comment)
+        return card.model_copy(update={"checks": [*card.checks, note]})
 
     # ------------------------------------------------------------------------------ transitions
     def _move(self, target: RunState, reason: str) -> None:
@@ -256,28 +316,46 @@ class AgentRunWorkflow:
         ]
         context = {"input": self._input, "allowed_tools": bp.allowed_tools, "max_tasks": bp.max_tasks}
         problems: list[str] = []
-        for attempt in range(1, bp.max_plan_attempts + 1):
-            result = await self._call_model(f"plan/{attempt}", "plan", messages, tools, context)
-            call = next((c for c in result.tool_calls if c.name == SUBMIT_PLAN), None)
-            if call is None:
-                problems = ["no submit_plan call in the response"]
-            elif call.arguments_error:
-                problems = [f"submit_plan arguments were not valid JSON: {call.arguments_error}"]
-            else:
-                plan, problems = validate_plan(call.arguments, bp.allowed_tools, bp.max_tasks)
-                if plan is not None:
-                    return plan
-            messages = messages + self._feedback_turn(
-                result, call, "The plan was invalid:\n- " + "\n- ".join(problems)
-            )
-        raise RunFailed(
-            RunState.FAILED,
-            ErrorInfo(
+        attempt = 0
+        while True:  # rounds of attempts; a person may grant another round
+            for _ in range(bp.max_plan_attempts):
+                attempt += 1
+                result = await self._call_model(f"plan/{attempt}", "plan", messages, tools, context)
+                call = next((c for c in result.tool_calls if c.name == SUBMIT_PLAN), None)
+                if call is None:
+                    problems = ["no submit_plan call in the response"]
+                elif call.arguments_error:
+                    problems = [f"submit_plan arguments were not valid JSON: {call.arguments_error}"]
+                else:
+                    plan, problems = validate_plan(call.arguments, bp.allowed_tools, bp.max_tasks)
+                    if plan is not None:
+                        return plan
+                messages = messages + self._feedback_turn(result, call, "The plan was invalid:\n- " + "\n- ".join(problems))
+            failure = ErrorInfo(
                 code=ErrorCode.PLANNING_FAILED,
-                message=f"no valid plan after {bp.max_plan_attempts} attempts",
+                message=f"no valid plan after {attempt} attempts",
                 details={"problems": problems},
+            )
+            guidance = await self._escalate_planning(attempt, problems, failure)
+            if guidance:
+                messages = messages + [Message(role="user", content=f"A person reviewed the failed plans: {guidance}")]
+
+    async def _escalate_planning(self, attempts: int, problems: list[str], failure: ErrorInfo) -> str:
+        """Ask a person after planning ran out of attempts (or fail, as the policy says); returns guidance."""
+        settings = self._policy().escalation
+        if settings.on_planning_failure == "fail":
+            raise RunFailed(RunState.FAILED, failure)
+        packet = await self._gate.escalate(
+            lambda esc_id, now: escalation_policy.planning_packet(
+                esc_id, attempts, problems, self._run_cost(), now, settings
             ),
+            settings,
+            resumes=lambda p: p.status != "rejected",
         )
+        if packet.status == "rejected":
+            raise RunFailed(RunState.FAILED, failure.model_copy(update={"details": {
+                **failure.details, "escalation_id": packet.escalation_id, "decided_by": packet.decided_by}}))
+        return packet.instructions or ""
 
     @staticmethod
     def _feedback_turn(result: ModelTurnResult, call: ToolCall | None, feedback: str) -> list[Message]:
@@ -391,19 +469,30 @@ class AgentRunWorkflow:
                     message=f"arguments were not a JSON object: {call.arguments_error}",
                 ),
             )
-        if call.name not in allowed:
+        step_id = f"{task.id}/turn-{turn}/call-{index}"
+        decision = self._judge_tool_call(step_id, call, allowed)
+        if decision.verdict == "deny":
+            code = "tool_not_allowed" if decision.rule == TASK_ALLOWED_TOOLS_RULE else "policy_denied"
             return ToolResult(
                 status="denied",
                 tool=call.name,
                 error=ErrorInfo(
-                    code="tool_not_allowed",
-                    message=f"{call.name!r} is not allowed in task {task.id}",
-                    details={"allowed": allowed},
+                    code=code,
+                    message=f"{call.name!r} is not allowed in task {task.id}"
+                    if code == "tool_not_allowed"
+                    else decision.reason,
+                    details={"rule": decision.rule, "allowed": allowed},
                 ),
             )
+        arguments = call.arguments
+        if decision.verdict == "require_approval":
+            packet = await self._escalate_tool_call(task, decision, call)
+            refusal = self._refusal_after_escalation(packet)
+            if refusal is not None:
+                return refusal
+            arguments = packet.revised_arguments if packet.revised_arguments is not None else call.arguments
         assert self._request is not None
         run_id = workflow.info().workflow_id
-        step_id = f"{task.id}/turn-{turn}/call-{index}"
         self._tool_calls += 1
         try:
             return await act.call_tool(
@@ -411,7 +500,7 @@ class AgentRunWorkflow:
                     run_id=run_id,
                     step_id=step_id,
                     tool=call.name,
-                    arguments=call.arguments,
+                    arguments=arguments,
                     workspace=workspace_name(run_id),
                     dry_run=self._request.dry_run,
                     idempotency_key=idempotency_key(run_id, step_id),
@@ -421,6 +510,68 @@ class AgentRunWorkflow:
             return ToolResult(
                 status="error", tool=call.name, error=error_from_activity(exc, ErrorCode.ACTIVITY_FAILED)
             )
+
+    # ------------------------------------------------------------------ policy and escalation
+    def _policy(self) -> ToolPolicy:
+        return (self._blueprint.tool_policy if self._blueprint else None) or ToolPolicy()
+
+    def _autonomy(self) -> str:
+        return (self._request.autonomy if self._request else None) or self._policy().autonomy
+
+    def _tool_schemas(self) -> dict[str, dict[str, Any]]:
+        return {t.name: t.input_schema for t in self._blueprint.tools} if self._blueprint else {}
+
+    def _run_cost(self) -> escalation_policy.RunCost:
+        return escalation_policy.RunCost(self._cost_usd, self._usage, self._model_calls, self._tool_calls)
+
+    def _judge_tool_call(self, step_id: str, call: ToolCall, allowed: list[str]) -> PolicyDecision:
+        """The policy's verdict on one proposed call, recorded before anything is scheduled."""
+        assert self._blueprint is not None and self._request is not None
+        spec = next((t for t in self._blueprint.tools if t.name == call.name), None)
+        proposed = ProposedCall(
+            step_id=step_id,
+            tool=call.name,
+            arguments=call.arguments,
+            side_effect=spec.side_effect if spec else True,
+            blueprint=self._blueprint.name,
+            blueprint_version=self._blueprint.version,
+            tenant=self._request.tenant,
+            allowed_tools=tuple(allowed),
+        )
+        decision = evaluate(self._policy(), proposed, self._request.autonomy)
+        self._gate.record_policy(decision)
+        return decision
+
+    async def _escalate_tool_call(self, task: PlanTask, decision: PolicyDecision, call: ToolCall) -> EscalationPacket:
+        settings = self._policy().escalation
+        spec = next((t for t in self._blueprint.tools if t.name == call.name), None) if self._blueprint else None
+        return await self._gate.escalate(
+            lambda esc_id, now: escalation_policy.tool_call_packet(
+                esc_id, decision, call.arguments, task.id, task.instructions, spec.side_effect if spec else True,
+                self._run_cost(), now, settings,
+            ),
+            settings,
+            resumes=lambda p: p.status != "rejected" or settings.on_reject == "tell_model",
+        )
+
+    def _refusal_after_escalation(self, packet: EscalationPacket) -> ToolResult | None:
+        """What the model hears when the person did not approve the call as proposed (None: run it)."""
+        tool = str(packet.evidence.get("tool", ""))
+        if packet.status == "rejected":
+            code = "approval_timed_out" if packet.timed_out else "rejected_by_human"
+            error = ErrorInfo(code=code, message=packet.comment or f"{tool} was rejected",
+                              details={"escalation_id": packet.escalation_id, "decided_by": packet.decided_by})
+            if self._policy().escalation.on_reject == "end_run":
+                raise RunFailed(RunState.REJECTED, error)
+            return ToolResult(status="denied", tool=tool, error=error)
+        if packet.status == "revised" and packet.revised_arguments is None:
+            return ToolResult(
+                status="denied",
+                tool=tool,
+                error=ErrorInfo(code="revised_by_human", message=packet.instructions or packet.comment,
+                                details={"escalation_id": packet.escalation_id, "decided_by": packet.decided_by}),
+            )
+        return None
 
     # ---------------------------------------------------------------------- EXECUTING (compose)
     async def _compose(self, feedback: ReportCard | None) -> Any:
