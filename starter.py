@@ -3,29 +3,41 @@
 python starter.py run <blueprint> [--version V] (--input <json|@file> | --example) [--wait] [--json] [--dry-run]
 python starter.py status <workflow_id> [--json]
 python starter.py blueprints [--json]
+python starter.py pending [--json]
+python starter.py show <workflow_id> [--json]
+python starter.py approve|reject <workflow_id> [--escalation-id ID] [--by WHO] [--comment TEXT]
+python starter.py revise <workflow_id> [--escalation-id ID] [--by WHO] [--comment TEXT]
+                         [--arguments <json|@file>] [--instructions TEXT]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, TLSConfig, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from contracts.escalation import DECISION_MODELS, EscalationPacket
 from contracts.run import RunRequest, RunResult, RunStatus
 from policies.limits import MAX_INPUT_BYTES
 from settings import Settings, get_settings
 
 RUN_WORKFLOW = "AgentRunWorkflow"
 STATUS_QUERY = "status"
+DECISION_SIGNALS = ("approve", "reject", "revise")
+#: The visibility query behind `pending` (save the same one in the Temporal UI).
+PENDING_QUERY = "FactoryState = 'AWAITING_HUMAN' AND ExecutionStatus = 'Running'"
 
 
 async def connect(settings: Settings | None = None) -> Client:
@@ -260,6 +272,141 @@ def cmd_blueprints(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+class NoOpenEscalation(Exception):
+    """The run has no escalation waiting for a person."""
+
+
+async def list_pending(client: Client) -> list[dict[str, Any]]:
+    """Runs waiting for a person, through the `FactoryState` search attribute (what the UI lists too)."""
+    from workflows.search_attributes import FACTORY_BLUEPRINT, FACTORY_TENANT
+
+    found = []
+    async for execution in client.list_workflows(PENDING_QUERY):
+        attrs = execution.typed_search_attributes
+        found.append(
+            {
+                "workflow_id": execution.id,
+                "run_id": execution.run_id,
+                "started": execution.start_time.isoformat() if execution.start_time else None,
+                "blueprint": attrs.get(FACTORY_BLUEPRINT),
+                "tenant": attrs.get(FACTORY_TENANT),
+            }
+        )
+    return found
+
+
+async def open_escalation(client: Client, workflow_id: str) -> EscalationPacket:
+    """The packet a run is waiting on (raises `NoOpenEscalation` when there is none)."""
+    status: RunStatus = await client.get_workflow_handle(workflow_id).query(STATUS_QUERY, result_type=RunStatus)
+    if status.escalation is None:
+        raise NoOpenEscalation(f"{workflow_id} is {status.state}, with no escalation waiting")
+    return status.escalation
+
+
+async def send_decision(
+    client: Client,
+    workflow_id: str,
+    decision: str,
+    *,
+    decided_by: str,
+    comment: str = "",
+    escalation_id: str | None = None,
+    arguments: dict[str, Any] | None = None,
+    instructions: str | None = None,
+) -> dict[str, Any]:
+    """Signal `approve`, `reject` or `revise` to a run; the open escalation's id when none is given.
+
+    The payload is validated here first, so a typo fails in the shell instead of in the run's audit.
+    Returns the payload sent.
+    """
+    if decision not in DECISION_SIGNALS:
+        raise ValueError(f"unknown decision {decision!r}; use one of {DECISION_SIGNALS}")
+    if escalation_id is None:
+        escalation_id = (await open_escalation(client, workflow_id)).escalation_id
+    fields: dict[str, Any] = {"escalation_id": escalation_id, "decided_by": decided_by, "comment": comment}
+    if decision == "revise":
+        fields.update({"arguments": arguments, "instructions": instructions})
+    payload = DECISION_MODELS[decision].model_validate(fields).model_dump(mode="json", exclude_none=True)
+    await client.get_workflow_handle(workflow_id).signal(decision, payload)
+    return payload
+
+
+async def cmd_pending(args: argparse.Namespace, console: Console) -> int:
+    client = await connect()
+    items = await list_pending(client)
+    if args.json:
+        print(json.dumps(items))
+        return 0
+    table = Table("workflow", "blueprint", "tenant", "started")
+    for item in items:
+        table.add_row(item["workflow_id"], str(item["blueprint"] or ""), str(item["tenant"] or ""), str(item["started"]))
+    console.print(table)
+    console.print(f"{len(items)} run(s) awaiting a person")
+    return 0
+
+
+async def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    client = await connect()
+    try:
+        packet = await open_escalation(client, args.workflow_id)
+    except NoOpenEscalation as exc:
+        _print_error(console, args.json, "no_open_escalation", str(exc))
+        return 1
+    if args.json:
+        print(packet.model_dump_json())
+        return 0
+    console.print(f"[bold]{packet.escalation_id}[/] ({packet.kind}, level {packet.level}) deadline {packet.deadline}")
+    console.print(f"trying to: {packet.trying_to}")
+    console.print(f"[bold]decision needed[/]: {packet.decision_needed}")
+    for option in packet.options:
+        console.print(f"  [bold]{option.decision}[/]: {option.impact}")
+    console.print(
+        f"cost so far: ${packet.cost_usd:.6f}, {packet.model_calls} model calls, {packet.tool_calls} tool calls"
+    )
+    console.print_json(json.dumps(packet.evidence, default=str)[:8000])
+    return 0
+
+
+async def cmd_decide(args: argparse.Namespace, console: Console) -> int:
+    arguments = None
+    if getattr(args, "arguments", None):
+        try:
+            arguments = json.loads(_read_input(args.arguments))
+        except (OSError, json.JSONDecodeError) as exc:
+            _print_error(console, args.json, "invalid_arguments", str(exc))
+            return 2
+    client = await connect()
+    try:
+        payload = await send_decision(
+            client,
+            args.workflow_id,
+            args.command,
+            decided_by=args.by,
+            comment=args.comment,
+            escalation_id=args.escalation_id,
+            arguments=arguments,
+            instructions=getattr(args, "instructions", None),
+        )
+    except NoOpenEscalation as exc:
+        _print_error(console, args.json, "no_open_escalation", str(exc))
+        return 1
+    except ValidationError as exc:
+        _print_error(console, args.json, "invalid_decision", str(exc))
+        return 2
+    if args.json:
+        print(json.dumps({"signal": args.command, "workflow_id": args.workflow_id, "payload": payload}))
+    else:
+        console.print(f"sent [bold]{args.command}[/] for {payload['escalation_id']} to {args.workflow_id}")
+    return 0
+
+
+def _decider() -> str:
+    try:
+        return os.environ.get("FACTORY_DECIDER") or getpass.getuser()
+    except (OSError, KeyError):  # no login name in some containers
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's arguments."""
     parser = argparse.ArgumentParser(prog="starter.py", description="AI Factory operator CLI")
@@ -278,6 +425,25 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     bps = sub.add_parser("blueprints", help="list blueprints, versions and input schemas")
     bps.add_argument("--json", action="store_true")
+    pending = sub.add_parser("pending", help="list runs awaiting a person (FactoryState = AWAITING_HUMAN)")
+    pending.add_argument("--json", action="store_true")
+    show = sub.add_parser("show", help="print the escalation packet a run is waiting on")
+    show.add_argument("workflow_id")
+    show.add_argument("--json", action="store_true")
+    for name, help_text in (
+        ("approve", "approve the open escalation"),
+        ("reject", "reject the open escalation"),
+        ("revise", "send edited tool arguments or instructions back"),
+    ):
+        decide = sub.add_parser(name, help=help_text)
+        decide.add_argument("workflow_id")
+        decide.add_argument("--escalation-id", default=None, help="the packet's id (the open one by default)")
+        decide.add_argument("--by", default=_decider(), help="who decides ($FACTORY_DECIDER or the login name)")
+        decide.add_argument("--comment", default="", help="why")
+        decide.add_argument("--json", action="store_true")
+        if name == "revise":
+            decide.add_argument("--arguments", default=None, help="edited tool arguments: JSON text or @file")
+            decide.add_argument("--instructions", default=None, help="guidance for the agent instead")
     return parser
 
 
@@ -291,6 +457,12 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(cmd_status(args, console))
     if args.command == "blueprints":
         return cmd_blueprints(args, console)
+    if args.command == "pending":
+        return asyncio.run(cmd_pending(args, console))
+    if args.command == "show":
+        return asyncio.run(cmd_show(args, console))
+    if args.command in DECISION_SIGNALS:
+        return asyncio.run(cmd_decide(args, console))
     return 2
 
 
