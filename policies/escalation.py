@@ -44,7 +44,8 @@ def escalation_id(sequence: int) -> str:
     return f"esc-{sequence}"
 
 
-def _clip(value: Any) -> Any:
+def clip_evidence(value: Any) -> Any:
+    """The value itself, or a truncated preview when its JSON is over MAX_EVIDENCE_CHARS."""
     # Evidence is for a person: keep it readable and keep the workflow's history small.
     text = json.dumps(value, default=str)
     if len(text) <= MAX_EVIDENCE_CHARS:
@@ -119,7 +120,7 @@ def tool_call_packet(
         ],
         {
             "tool": decision.tool,
-            "arguments": _clip(arguments),
+            "arguments": clip_evidence(arguments),
             "step_id": decision.step_id,
             "rule": decision.rule,
             "matched_rules": decision.matched_rules,
@@ -185,7 +186,7 @@ def review_packet(
                 decision="revise", impact="one more revision with your instructions, then review again"
             ),
         ],
-        {"report_card_findings": findings[:50], "output": _clip(output), "attempts": attempts},
+        {"report_card_findings": findings[:50], "output": clip_evidence(output), "attempts": attempts},
         cost,
         now,
         settings,

@@ -10,7 +10,9 @@ from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from contracts.escalation import EscalationPacket
 from contracts.model import ModelTurnInput, ToolCall
@@ -28,6 +30,8 @@ from tests.fakes.payments import (
     stubborn_deleter,
 )
 from tests.support import isolated_settings
+from workflows.agent_run import AgentRunWorkflow
+from workflows.sandbox import sandbox_runner
 
 WAIT_S = 60
 
@@ -200,9 +204,12 @@ async def test_malformed_payloads_and_unknown_decisions_are_refused_visibly_with
             env.client, workflow_id, "approve_everything", {"escalation_id": esc, "decided_by": "x"}
         )
         await client_signal_without_payload(env.client, workflow_id, "approve")
-        after = await wait_for_audit(handle, len(before.audit) + 6)
+        ok = {"escalation_id": esc, "decided_by": "x"}
+        await env.client.get_workflow_handle(workflow_id).signal("approve", args=[ok, ok])
+        after = await wait_for_audit(handle, len(before.audit) + 7)
         new = after.audit[len(before.audit) :]
-        assert [e.outcome for e in new] == ["refused"] * 6
+        assert [e.outcome for e in new] == ["refused"] * 7
+        assert "exactly one" in new[5].reason and "exactly one" in new[6].reason
         assert (
             "escalation_id" in new[0].reason and "decided_by" in new[1].reason and "decision" in new[2].reason
         )
@@ -376,6 +383,10 @@ async def test_a_prompt_injection_never_gets_a_forbidden_or_unapproved_tool_call
                 unused_approvals -= 1
                 scheduled_payments += 1
     assert scheduled_payments == 1
+    # the recorded history replays on today's code: the gate is deterministic
+    await Replayer(
+        workflows=[AgentRunWorkflow], data_converter=pydantic_data_converter, workflow_runner=sandbox_runner()
+    ).replay_workflow(history)
 
 
 async def test_a_model_that_keeps_calling_a_denied_tool_is_stopped_by_max_turns(

@@ -125,21 +125,21 @@ class AgentRunWorkflow:
         )
 
     # ----------------------------------------------------------------------------------- signals
-    # Payloads arrive raw so that a malformed one is refused and recorded, not dropped unseen.
+    # Varargs so that zero or several payloads are refused and recorded instead of failing the task.
     @workflow.signal(name="approve")
-    def approve(self, payload: RawValue = None) -> None:  # type: ignore[assignment]
+    def approve(self, *payloads: Any) -> None:
         """Approve the open escalation: `{"escalation_id", "decided_by", "comment"}`."""
-        self._gate.receive("approve", payload, self._tool_schemas())
+        self._gate.receive("approve", payloads, self._tool_schemas())
 
     @workflow.signal(name="reject")
-    def reject(self, payload: RawValue = None) -> None:  # type: ignore[assignment]
+    def reject(self, *payloads: Any) -> None:
         """Reject the open escalation: `{"escalation_id", "decided_by", "comment"}`."""
-        self._gate.receive("reject", payload, self._tool_schemas())
+        self._gate.receive("reject", payloads, self._tool_schemas())
 
     @workflow.signal(name="revise")
-    def revise(self, payload: RawValue = None) -> None:  # type: ignore[assignment]
+    def revise(self, *payloads: Any) -> None:
         """Send it back: `{"escalation_id", "decided_by", "comment", "arguments"?, "instructions"?}`."""
-        self._gate.receive("revise", payload, self._tool_schemas())
+        self._gate.receive("revise", payloads, self._tool_schemas())
 
     @workflow.signal(dynamic=True)
     def unknown_signal(self, name: str, args: Sequence[RawValue]) -> None:

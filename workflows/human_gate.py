@@ -8,16 +8,15 @@ tasks that both need a person queue behind a lock, since the run has one state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RawValue
 
 from contracts.escalation import AuditEntry, AuditOutcome, EscalationPacket, ReviseDecision
 from contracts.policy import EscalationSettings, PolicyDecision
-from policies.escalation import escalation_id, judge_decision, on_deadline
+from policies.escalation import clip_evidence, escalation_id, judge_decision, on_deadline
 from states import RunState
 
 _STATUS = {"approve": "approved", "reject": "rejected", "revise": "revised"}
@@ -88,19 +87,21 @@ class HumanGate:
         self._ledger_outbox.append(entry)
 
     # ---------------------------------------------------------------------------------- signals
-    def receive(self, kind: str, raw: RawValue | None, tool_schemas: dict[str, dict[str, Any]]) -> None:
+    def receive(self, kind: str, payloads: Sequence[Any], tool_schemas: dict[str, dict[str, Any]]) -> None:
         """Handle one decision signal; never raises (a raising handler would fail the task forever)."""
-        payload: Any = None
-        if raw is not None and raw.payload is not None:
-            try:
-                payload = workflow.payload_converter().from_payload(raw.payload, None)
-            except Exception as exc:  # undecodable bytes are a refused signal, not a stuck run
-                self._audit(
-                    "unknown", kind, outcome="refused", reason=f"payload could not be decoded: {exc}"[:500]
-                )
-                return
+        if len(payloads) != 1:
+            self._audit(
+                "unknown",
+                kind,
+                outcome="refused",
+                reason=f"expected exactly one JSON payload, got {len(payloads)}",
+            )
+            return
+        payload = payloads[0]
         judgement = judge_decision(kind, payload, self.packets, tool_schemas)
-        details: dict[str, Any] = {"payload": payload} if judgement.outcome == "refused" else {}
+        details: dict[str, Any] = (
+            {"payload": clip_evidence(payload)} if judgement.outcome == "refused" else {}
+        )
         if judgement.outcome != "applied" or judgement.decision is None or judgement.escalation_id is None:
             self._audit(
                 judgement.actor,
