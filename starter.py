@@ -297,7 +297,9 @@ async def list_pending(client: Client) -> list[dict[str, Any]]:
 
 async def open_escalation(client: Client, workflow_id: str) -> EscalationPacket:
     """The packet a run is waiting on (raises `NoOpenEscalation` when there is none)."""
-    status: RunStatus = await client.get_workflow_handle(workflow_id).query(STATUS_QUERY, result_type=RunStatus)
+    status: RunStatus = await client.get_workflow_handle(workflow_id).query(
+        STATUS_QUERY, result_type=RunStatus
+    )
     if status.escalation is None:
         raise NoOpenEscalation(f"{workflow_id} is {status.state}, with no escalation waiting")
     return status.escalation
@@ -339,7 +341,9 @@ async def cmd_pending(args: argparse.Namespace, console: Console) -> int:
         return 0
     table = Table("workflow", "blueprint", "tenant", "started")
     for item in items:
-        table.add_row(item["workflow_id"], str(item["blueprint"] or ""), str(item["tenant"] or ""), str(item["started"]))
+        table.add_row(
+            item["workflow_id"], str(item["blueprint"] or ""), str(item["tenant"] or ""), str(item["started"])
+        )
     console.print(table)
     console.print(f"{len(items)} run(s) awaiting a person")
     return 0
@@ -355,7 +359,9 @@ async def cmd_show(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(packet.model_dump_json())
         return 0
-    console.print(f"[bold]{packet.escalation_id}[/] ({packet.kind}, level {packet.level}) deadline {packet.deadline}")
+    console.print(
+        f"[bold]{packet.escalation_id}[/] ({packet.kind}, level {packet.level}) deadline {packet.deadline}"
+    )
     console.print(f"trying to: {packet.trying_to}")
     console.print(f"[bold]decision needed[/]: {packet.decision_needed}")
     for option in packet.options:
@@ -438,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
         decide = sub.add_parser(name, help=help_text)
         decide.add_argument("workflow_id")
         decide.add_argument("--escalation-id", default=None, help="the packet's id (the open one by default)")
-        decide.add_argument("--by", default=_decider(), help="who decides ($FACTORY_DECIDER or the login name)")
+        decide.add_argument(
+            "--by", default=_decider(), help="who decides ($FACTORY_DECIDER or the login name)"
+        )
         decide.add_argument("--comment", default="", help="why")
         decide.add_argument("--json", action="store_true")
         if name == "revise":

@@ -14,7 +14,7 @@ from worker import WORKFLOWS
 from workflows.activity_stubs import ActivityNames
 
 PINNED_WORKFLOWS = {
-    "AgentRunWorkflow": {"queries": {"status"}, "signals": set()},
+    "AgentRunWorkflow": {"queries": {"status"}, "signals": {"approve", "reject", "revise"}},
 }
 PINNED_ACTIVITIES = {"validate_request", "model_turn", "call_tool", "review_output"}
 

@@ -256,8 +256,18 @@ class AgentRunWorkflow:
             self._move(RunState.COMPLETE, f"{packet.escalation_id}: output accepted by {packet.decided_by}")
             return card
         if packet.status == "rejected":
-            raise RunFailed(RunState.FAILED, failure.model_copy(update={"details": {
-                **failure.details, "escalation_id": packet.escalation_id, "decided_by": packet.decided_by}}))
+            raise RunFailed(
+                RunState.FAILED,
+                failure.model_copy(
+                    update={
+                        "details": {
+                            **failure.details,
+                            "escalation_id": packet.escalation_id,
+                            "decided_by": packet.decided_by,
+                        }
+                    }
+                ),
+            )
         note = CheckResult(name="human_review", passed=False, message=packet.instructions or packet.comment)
         return card.model_copy(update={"checks": [*card.checks, note]})
 
@@ -330,7 +340,9 @@ class AgentRunWorkflow:
                     plan, problems = validate_plan(call.arguments, bp.allowed_tools, bp.max_tasks)
                     if plan is not None:
                         return plan
-                messages = messages + self._feedback_turn(result, call, "The plan was invalid:\n- " + "\n- ".join(problems))
+                messages = messages + self._feedback_turn(
+                    result, call, "The plan was invalid:\n- " + "\n- ".join(problems)
+                )
             failure = ErrorInfo(
                 code=ErrorCode.PLANNING_FAILED,
                 message=f"no valid plan after {attempt} attempts",
@@ -338,7 +350,9 @@ class AgentRunWorkflow:
             )
             guidance = await self._escalate_planning(attempt, problems, failure)
             if guidance:
-                messages = messages + [Message(role="user", content=f"A person reviewed the failed plans: {guidance}")]
+                messages = messages + [
+                    Message(role="user", content=f"A person reviewed the failed plans: {guidance}")
+                ]
 
     async def _escalate_planning(self, attempts: int, problems: list[str], failure: ErrorInfo) -> str:
         """Ask a person after planning ran out of attempts (or fail, as the policy says); returns guidance."""
@@ -353,8 +367,18 @@ class AgentRunWorkflow:
             resumes=lambda p: p.status != "rejected",
         )
         if packet.status == "rejected":
-            raise RunFailed(RunState.FAILED, failure.model_copy(update={"details": {
-                **failure.details, "escalation_id": packet.escalation_id, "decided_by": packet.decided_by}}))
+            raise RunFailed(
+                RunState.FAILED,
+                failure.model_copy(
+                    update={
+                        "details": {
+                            **failure.details,
+                            "escalation_id": packet.escalation_id,
+                            "decided_by": packet.decided_by,
+                        }
+                    }
+                ),
+            )
         return packet.instructions or ""
 
     @staticmethod
@@ -542,13 +566,24 @@ class AgentRunWorkflow:
         self._gate.record_policy(decision)
         return decision
 
-    async def _escalate_tool_call(self, task: PlanTask, decision: PolicyDecision, call: ToolCall) -> EscalationPacket:
+    async def _escalate_tool_call(
+        self, task: PlanTask, decision: PolicyDecision, call: ToolCall
+    ) -> EscalationPacket:
         settings = self._policy().escalation
-        spec = next((t for t in self._blueprint.tools if t.name == call.name), None) if self._blueprint else None
+        spec = (
+            next((t for t in self._blueprint.tools if t.name == call.name), None) if self._blueprint else None
+        )
         return await self._gate.escalate(
             lambda esc_id, now: escalation_policy.tool_call_packet(
-                esc_id, decision, call.arguments, task.id, task.instructions, spec.side_effect if spec else True,
-                self._run_cost(), now, settings,
+                esc_id,
+                decision,
+                call.arguments,
+                task.id,
+                task.instructions,
+                spec.side_effect if spec else True,
+                self._run_cost(),
+                now,
+                settings,
             ),
             settings,
             resumes=lambda p: p.status != "rejected" or settings.on_reject == "tell_model",
@@ -559,8 +594,11 @@ class AgentRunWorkflow:
         tool = str(packet.evidence.get("tool", ""))
         if packet.status == "rejected":
             code = "approval_timed_out" if packet.timed_out else "rejected_by_human"
-            error = ErrorInfo(code=code, message=packet.comment or f"{tool} was rejected",
-                              details={"escalation_id": packet.escalation_id, "decided_by": packet.decided_by})
+            error = ErrorInfo(
+                code=code,
+                message=packet.comment or f"{tool} was rejected",
+                details={"escalation_id": packet.escalation_id, "decided_by": packet.decided_by},
+            )
             if self._policy().escalation.on_reject == "end_run":
                 raise RunFailed(RunState.REJECTED, error)
             return ToolResult(status="denied", tool=tool, error=error)
@@ -568,8 +606,11 @@ class AgentRunWorkflow:
             return ToolResult(
                 status="denied",
                 tool=tool,
-                error=ErrorInfo(code="revised_by_human", message=packet.instructions or packet.comment,
-                                details={"escalation_id": packet.escalation_id, "decided_by": packet.decided_by}),
+                error=ErrorInfo(
+                    code="revised_by_human",
+                    message=packet.instructions or packet.comment,
+                    details={"escalation_id": packet.escalation_id, "decided_by": packet.decided_by},
+                ),
             )
         return None
 
