@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from contracts.model import ModelTurnInput, ToolCall
 from contracts.run import RunRequest, RunResult, RunStatus
 from policies.limits import MAX_INPUT_BYTES
 from policies.naming import workspace_name
-from starter import make_request, result_json
+from starter import make_request, result_json, send_decision, start_run
 from tests.fakes.scripted import ScriptedProvider, call
 from tests.support import isolated_settings, run_to_end, running_worker
 
@@ -188,7 +189,7 @@ async def test_a_model_that_never_finishes_is_stopped_by_max_turns(
     assert len(model.turns("execute")) == default_catalog().resolve("workspace-notes")[0].max_turns
 
 
-async def test_an_invalid_plan_is_retried_three_times_then_the_run_fails(
+async def test_an_invalid_plan_is_retried_three_times_then_escalates_and_a_rejection_fails_the_run(
     env: WorkflowEnvironment, task_queue: str, tmp_path: Path
 ) -> None:
     def script(req: ModelTurnInput) -> list[ToolCall] | None:
@@ -202,8 +203,17 @@ async def test_an_invalid_plan_is_retried_three_times_then_the_run_fails(
         request = make_request(
             "algorithm-explainer", input_value=example("algorithm-explainer"), provider="scripted"
         )
-        result = await run_to_end(env.client, request, task_queue)
-    assert result.states_visited == ["INTAKE", "VALIDATING", "PLANNING", "FAILED"]
+        handle = await start_run(env.client, request, task_queue=task_queue)
+        for _ in range(600):  # planning fails 3 times, then the run waits for a person
+            status = await handle.query("status", result_type=RunStatus)
+            if status.escalation is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert status.escalation is not None and status.escalation.kind == "planning_failed"
+        assert status.escalation.evidence["attempts"] == 3
+        await send_decision(env.client, handle.id, "reject", decided_by="tester", comment="no usable plan")
+        result = await handle.result()
+    assert result.states_visited == ["INTAKE", "VALIDATING", "PLANNING", "AWAITING_HUMAN", "FAILED"]
     assert result.error is not None and result.error.code == "planning_failed"
     plan_turns = model.turns("plan")
     assert len(plan_turns) == 3
