@@ -52,6 +52,9 @@ from workflows import activity_stubs as act
 from workflows.human_gate import HumanGate
 from workflows.search_attributes import FACTORY_BLUEPRINT, FACTORY_STATE, FACTORY_TENANT
 
+#: Runs recorded before failures escalated ended FAILED here; they replay that way.
+ESCALATE_FAILURES_PATCH = "escalate-planning-and-review-failures"
+
 
 class RunFailed(Exception):
     """Ends the run in a given state with a structured error (control flow inside the workflow)."""
@@ -242,7 +245,7 @@ class AgentRunWorkflow:
     async def _escalate_review(self, attempts: int, card: ReportCard, failure: ErrorInfo) -> ReportCard:
         """Past MAX_RETRIES: fail, or ask a person (accept as is, fail, or one more revision)."""
         settings = self._policy().escalation
-        if settings.on_review_failure == "fail":
+        if settings.on_review_failure == "fail" or not workflow.patched(ESCALATE_FAILURES_PATCH):
             raise RunFailed(RunState.FAILED, failure)
         findings = [c.model_dump(mode="json") for c in card.checks if not c.passed]
         packet = await self._gate.escalate(
@@ -357,7 +360,7 @@ class AgentRunWorkflow:
     async def _escalate_planning(self, attempts: int, problems: list[str], failure: ErrorInfo) -> str:
         """Ask a person after planning ran out of attempts (or fail, as the policy says); returns guidance."""
         settings = self._policy().escalation
-        if settings.on_planning_failure == "fail":
+        if settings.on_planning_failure == "fail" or not workflow.patched(ESCALATE_FAILURES_PATCH):
             raise RunFailed(RunState.FAILED, failure)
         packet = await self._gate.escalate(
             lambda esc_id, now: escalation_policy.planning_packet(
