@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -33,6 +34,7 @@ from tests.support import isolated_settings
 from workflows.agent_run import AgentRunWorkflow
 from workflows.sandbox import sandbox_runner
 
+pytestmark = pytest.mark.e2e
 WAIT_S = 60
 
 
