@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +62,49 @@ class Settings(BaseSettings):
     """structlog level."""
     log_json: bool = False
     """JSON lines instead of console-friendly logs."""
+
+    # --- observability (observability/) ---
+    service_name: str = "ai-factory"
+    """`service.name` of every span and metric this process exports."""
+    trace_exporter: Literal["none", "console", "otlp-grpc", "otlp-http"] = "none"
+    """Where spans go: nowhere, stdout, or an OTLP collector (gRPC or HTTP/protobuf)."""
+    otlp_endpoint: str | None = None
+    """OTLP collector endpoint (gRPC `host:4317`, HTTP `http://host:4318`); the exporter's default when unset."""
+    otlp_headers: dict[str, str] = Field(default_factory=dict, repr=False)
+    """Extra headers for the OTLP exporters (a collector's auth token); never logged."""
+    metrics_otlp: bool = False
+    """Also push metrics to the OTLP endpoint (the protocol follows `trace_exporter`, gRPC otherwise)."""
+    metrics_port: int | None = None
+    """Port of the worker's Prometheus `/metrics` endpoint (ours and Temporal's SDK metrics); off when unset."""
+    metrics_host: str = "127.0.0.1"
+    """Address the Prometheus endpoint binds."""
+    trace_content: bool = False
+    """Put prompt and completion bodies on model-call spans. Off: spans carry counts and ids only."""
+    sensitive_fields: list[str] = Field(
+        default_factory=lambda: [
+            "api_key", "apikey", "authorization", "x-api-key", "password", "passwd", "secret",
+            "client_secret", "access_token", "refresh_token", "token", "private_key", "cookie", "set-cookie",
+        ]
+    )
+    """Field names (case-insensitive, `-`/`_` alike) whose values are redacted in logs, spans, history and the ledger."""
+    redact_patterns: list[str] = Field(
+        default_factory=lambda: [
+            r"sk-ant-[A-Za-z0-9_\-]{8,}",
+            r"sk-(?:proj-)?[A-Za-z0-9_\-]{16,}",
+            r"(?i)bearer\s+[A-Za-z0-9._~+/\-]{8,}=*",
+        ]
+    )
+    """Regular expressions of secrets to blank wherever they appear in text (API keys, bearer tokens)."""
+    payload_encryption_key: str | None = Field(default=None, repr=False)
+    """Base64 AES-256 key: when set, every payload entering Temporal history is AES-GCM encrypted."""
+    payload_encryption_key_id: str = "default"
+    """Id of `payload_encryption_key`, written into each encrypted payload's metadata (for rotation)."""
+    codec_server_port: int = 8081
+    """Port of the codec server (`python -m observability.codec_server`) the Temporal UI calls to decode."""
+    codec_server_cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8233"])
+    """Browser origins allowed to call the codec server (the Temporal UI's)."""
+    codec_server_token: str | None = Field(default=None, repr=False)
+    """When set, the codec server requires `Authorization: Bearer <token>`."""
 
     def resolved_workspace_root(self) -> Path:
         """The workspace root, created on first use."""

@@ -8,6 +8,7 @@ python starter.py show <workflow_id> [--json]
 python starter.py approve|reject <workflow_id> [--escalation-id ID] [--by WHO] [--comment TEXT]
 python starter.py revise <workflow_id> [--escalation-id ID] [--by WHO] [--comment TEXT]
                          [--arguments <json|@file>] [--instructions TEXT]
+python starter.py stats [--since 24h] [--json] [--limit N]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from temporalio.client import Client, TLSConfig, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 
 from contracts.escalation import DECISION_MODELS, EscalationPacket
 from contracts.run import RunRequest, RunResult, RunStatus
@@ -40,15 +41,21 @@ DECISION_SIGNALS = ("approve", "reject", "revise")
 PENDING_QUERY = "FactoryState = 'AWAITING_HUMAN' AND ExecutionStatus = 'Running'"
 
 
-async def connect(settings: Settings | None = None) -> Client:
-    """A Temporal client with the pydantic data converter, from settings (TLS/API key when set)."""
+async def connect(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Client:
+    """A Temporal client from settings (TLS/API key when set): the pydantic data converter with
+    redaction (and encryption when a key is set), and tracing that workers built from it share."""
+    from observability.codec import data_converter
+    from observability.tracing import client_plugins
+
     settings = settings or get_settings()
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
+        plugins=client_plugins(),
         tls=TLSConfig() if settings.temporal_tls else False,
         api_key=settings.temporal_api_key,
+        runtime=runtime,
     )
 
 
@@ -413,6 +420,54 @@ def _decider() -> str:
         return "unknown"
 
 
+async def cmd_stats(args: argparse.Namespace, console: Console) -> int:
+    from observability.stats import VisibilitySource, collect_stats, parse_window
+
+    try:
+        window = parse_window(args.since)
+    except ValueError as exc:
+        _print_error(console, args.json, "invalid_window", str(exc))
+        return 2
+    client = await connect()
+    stats = await collect_stats(VisibilitySource(client), window, limit=args.limit)
+    if args.json:
+        print(json.dumps(stats))
+        return 0
+    _print_stats(console, stats)
+    return 0
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_stats(console: Console, stats: dict[str, Any]) -> None:
+    console.print(f"runs started since {stats['since']}: {stats['runs']} ({stats['running']} running)")
+    table = Table("metric", "value")
+    table.add_row("run success rate", _fmt(stats["success_rate"], ".1%"))
+    table.add_row("cost per run (USD)", _fmt(stats["cost_per_run_usd"], ".6f"))
+    table.add_row("p95 run latency (s)", _fmt(stats["p95_run_latency_s"]))
+    table.add_row("escalation rate", _fmt(stats["escalation_rate"], ".1%"))
+    table.add_row("budget alerts", str(stats["budget_alerts"]))
+    util = stats["context_utilization"]
+    table.add_row(
+        "context utilization (mean / max)",
+        f"{_fmt(util and util['mean'], '.2%')} / {_fmt(util and util['max'], '.2%')}",
+    )
+    ttft = stats["time_to_first_token_s"]
+    table.add_row(
+        "time to first token p50 / p95 (s)", f"{_fmt(ttft and ttft['p50'])} / {_fmt(ttft and ttft['p95'])}"
+    )
+    for state, count in stats["by_state"].items():
+        table.add_row(f"runs ended {state}", str(count))
+    console.print(table)
+    if stats["tool_error_rate"]:
+        tools = Table("tool", "calls", "errors", "error rate")
+        for tool, entry in stats["tool_error_rate"].items():
+            tools.add_row(tool, str(entry["calls"]), str(entry["errors"]), _fmt(entry["error_rate"], ".1%"))
+        console.print(tools)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's arguments."""
     parser = argparse.ArgumentParser(prog="starter.py", description="AI Factory operator CLI")
@@ -452,6 +507,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "revise":
             decide.add_argument("--arguments", default=None, help="edited tool arguments: JSON text or @file")
             decide.add_argument("--instructions", default=None, help="guidance for the agent instead")
+    stats = sub.add_parser("stats", help="run success rate, cost, latency, tool errors... over a time window")
+    stats.add_argument("--since", default="24h", help="window: 90m, 24h, 7d (default 24h)")
+    stats.add_argument("--json", action="store_true", help="print one JSON object")
+    stats.add_argument("--limit", type=int, default=1000, help="read at most this many runs (newest first)")
     return parser
 
 
@@ -460,7 +519,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=False)
     if args.command == "run":
-        return asyncio.run(cmd_run(args, console))
+        from observability.setup import flush_telemetry, init_telemetry
+
+        # The run's trace starts here, at the client: its spans go where the settings say.
+        init_telemetry(get_settings(), logs=False, metrics=False)
+        try:
+            return asyncio.run(cmd_run(args, console))
+        finally:
+            flush_telemetry()
     if args.command == "status":
         return asyncio.run(cmd_status(args, console))
     if args.command == "blueprints":
@@ -471,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(cmd_show(args, console))
     if args.command in DECISION_SIGNALS:
         return asyncio.run(cmd_decide(args, console))
+    if args.command == "stats":
+        return asyncio.run(cmd_stats(args, console))
     return 2
 
 

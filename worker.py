@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -17,6 +16,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.bundle import build_activities
+from observability.logs import get_logger
+from observability.setup import init_telemetry, sdk_metrics_exporter, temporal_runtime
 from settings import Settings, get_settings
 from starter import connect, ensure_search_attributes
 from workflows.agent_run import AgentRunWorkflow
@@ -47,19 +48,27 @@ def build_worker(
 
 
 async def serve(settings: Settings, task_queue: str | None = None) -> None:
-    """Run until SIGINT/SIGTERM, then drain: in-flight activities get the grace period to finish."""
-    client = await connect(settings)
-    await ensure_search_attributes(client)
-    worker = build_worker(client, settings, task_queue=task_queue)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    logging.getLogger("ai_factory.worker").info(
-        "worker serving task queue %s on %s", task_queue or settings.task_queue, settings.temporal_address
-    )
-    async with worker:
-        await stop.wait()
+    """Run until SIGINT/SIGTERM, then drain: in-flight activities get the grace period to finish.
+    Traces, JSON logs and metrics as settings say; `/metrics` on `metrics_port` when set."""
+    init_telemetry(settings)
+    async with sdk_metrics_exporter():
+        client = await connect(settings, runtime=temporal_runtime())
+        await ensure_search_attributes(client)
+        worker = build_worker(client, settings, task_queue=task_queue)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        get_logger("ai_factory.worker").info(
+            "worker serving",
+            task_queue=task_queue or settings.task_queue,
+            temporal_address=settings.temporal_address,
+            metrics_port=settings.metrics_port,
+            trace_exporter=settings.trace_exporter,
+            payload_encryption=bool(settings.payload_encryption_key),
+        )
+        async with worker:
+            await stop.wait()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,9 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         "--task-queue", default=None, help="task queue to poll (settings.task_queue by default)"
     )
     args = parser.parse_args(argv)
-    settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(settings, args.task_queue))
+    asyncio.run(serve(get_settings(), args.task_queue))
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def build_activities(
     intake = IntakeActivities(settings, catalog, tools, providers)
     return [
         intake.validate_request,
-        ModelActivities(providers).model_turn,
+        ModelActivities(providers, trace_content=settings.trace_content).model_turn,
         ToolActivities(settings, tools).call_tool,
         ReviewActivities(catalog).review_output,
     ]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import time
+
 from temporalio import activity
 
 from activities.heartbeat import with_heartbeats
 from activities.tools.registry import ToolContext, ToolError, ToolRegistry
 from activities.tools.sandbox import Workspace
 from contracts.tools import ToolCallInput, ToolResult
+from observability.genai import observe_tool_result, tool_run_span
+from observability.logs import get_logger
 from settings import Settings
+
+_log = get_logger("ai_factory.call_tool")
 
 
 class ToolActivities:
@@ -32,4 +38,16 @@ class ToolActivities:
             dry_run=inp.dry_run,
             idempotency_key=inp.idempotency_key or f"{inp.run_id}/{inp.step_id}",
         )
-        return await with_heartbeats(self._tools.run(inp.tool, ctx, inp.arguments))
+        with tool_run_span(inp.tool, inp.step_id) as span:
+            started = time.perf_counter()
+            result = await with_heartbeats(self._tools.run(inp.tool, ctx, inp.arguments))
+            observe_tool_result(span, result, started)
+        _log.info(
+            "tool call",
+            step_id=inp.step_id,
+            tool=inp.tool,
+            status=result.status,
+            error_code=result.error.code if result.error else None,
+            dry_run=result.dry_run,
+        )
+        return result

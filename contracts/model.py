@@ -96,3 +96,7 @@ class ModelTurnResult(BaseModel):
     offline: bool = False
     """True when the built-in offline model produced this: deterministic, not intelligence."""
     latency_ms: float = 0.0
+    response_model: str = ""
+    """The model the provider says answered (e.g. a dated snapshot of `model`); empty when unknown."""
+    response_id: str = ""
+    """The provider's id of this response (for support tickets and trace correlation)."""

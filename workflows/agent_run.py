@@ -51,6 +51,7 @@ from states import IllegalTransition, RunRecord, RunState
 from workflows import activity_stubs as act
 from workflows.human_gate import HumanGate
 from workflows.search_attributes import FACTORY_BLUEPRINT, FACTORY_STATE, FACTORY_TENANT
+from workflows.telemetry import RunTelemetry
 
 #: Runs recorded before failures escalated ended FAILED here; they replay that way.
 ESCALATE_FAILURES_PATCH = "escalate-planning-and-review-failures"
@@ -99,6 +100,7 @@ class AgentRunWorkflow:
         self._error: ErrorInfo | None = None
         self._output: Any = None
         self._gate = HumanGate(self._move)
+        self._telemetry = RunTelemetry()
 
     # ----------------------------------------------------------------------------------- queries
     @workflow.query(name="status")
@@ -155,6 +157,8 @@ class AgentRunWorkflow:
         """Walk the state machine for one request; always returns a result, never a stuck task."""
         self._request = request
         self._record = RunRecord.start(workflow.now())
+        self._telemetry.start(request.blueprint, workflow.now())
+        self._telemetry.enter_state(RunState.INTAKE.value, "request arrived")
         workflow.upsert_search_attributes(
             [
                 FACTORY_STATE.value_set(RunState.INTAKE.value),
@@ -175,6 +179,12 @@ class AgentRunWorkflow:
                 else RunState.FAILED
             )
             self._end(target, ErrorInfo(code=ErrorCode.INTERNAL, message=f"{type(exc).__name__}: {exc}"))
+        self._telemetry.finish(
+            self._record.state.value,
+            self._cost_usd,
+            workflow.now(),
+            self._error.code if self._error else None,
+        )
         return RunResult(
             workflow_id=workflow.info().workflow_id,
             state=self._record.state.value,
@@ -202,6 +212,7 @@ class AgentRunWorkflow:
                 validated.error or ErrorInfo(code=ErrorCode.INTERNAL, message="validation returned nothing"),
             )
         self._blueprint, self._model, self._input = validated.blueprint, validated.model, validated.input
+        self._telemetry.set_blueprint(validated.blueprint.ref)
         self._move(RunState.PLANNING, f"input valid for {validated.blueprint.ref}")
         self._plan = await self._make_plan()
         self._move(RunState.EXECUTING, f"plan of {len(self._plan.tasks)} tasks")
@@ -277,6 +288,7 @@ class AgentRunWorkflow:
     # ------------------------------------------------------------------------------ transitions
     def _move(self, target: RunState, reason: str) -> None:
         self._record.move(target, workflow.now(), reason)
+        self._telemetry.enter_state(target.value, reason)
         workflow.upsert_search_attributes([FACTORY_STATE.value_set(target.value)])
         workflow.logger.info("state %s (%s)", target.value, reason)
 
@@ -484,6 +496,15 @@ class AgentRunWorkflow:
         )
 
     async def _tool_call(
+        self, task: PlanTask, turn: int, index: int, call: ToolCall, allowed: list[str]
+    ) -> ToolResult:
+        """One proposed tool call inside its `execute_tool` span (decision, status, tool metrics)."""
+        with self._telemetry.tool_span(call, allowed) as observed:
+            result = await self._gated_tool_call(task, turn, index, call, allowed)
+            observed.done(result)
+            return result
+
+    async def _gated_tool_call(
         self, task: PlanTask, turn: int, index: int, call: ToolCall, allowed: list[str]
     ) -> ToolResult:
         """Gate, then run, one proposed tool call. Refusals are results the model reads."""

@@ -11,6 +11,8 @@ PASSTHROUGH_MODULES = (
     "contracts",  # our pure data models: no I/O, deterministic
     "states",  # the state machine: pure
     "policies",  # pure decisions: deterministic by design
+    "opentelemetry",  # one global tracer/meter provider, replay-safe (Temporal's contrib), shared with the host
+    "observability",  # metric instruments and baggage keys live on the host's providers; nothing runs at import
 )
 
 

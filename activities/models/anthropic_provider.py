@@ -137,6 +137,8 @@ def parse_anthropic_message(
             cache_write_tokens=cache_write,
         ),
         latency_ms=latency_ms,
+        response_model=str(getattr(response, "model", None) or ""),
+        response_id=str(getattr(response, "id", None) or ""),
     )
 
 

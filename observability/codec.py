@@ -1,0 +1,177 @@
+"""What happens to payloads on their way into Temporal history: redaction, then optional encryption.
+
+- `RedactionCodec` blanks sensitive fields and secret text in every JSON payload the client or a
+  worker sends (workflow input, activity inputs and results, results, failure details), so a
+  secret never reaches history. It is one-way: what was blanked stays blank.
+- `EncryptionCodec` (AES-256-GCM, key from settings, key id in each payload's metadata) makes the
+  history at rest unreadable without the key. The codec server (`observability.codec_server`)
+  lets the Temporal UI show decoded payloads to operators who hold the key.
+- Failure messages and stack traces are redacted too; with encryption on they move into the
+  failure's encoded attributes so the codec encrypts them as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from temporalio.api.common.v1 import Payload
+from temporalio.api.failure.v1 import Failure
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadCodec, PayloadConverter
+
+from observability import redaction
+from settings import Settings
+
+ENCRYPTED_ENCODING = b"binary/encrypted"
+KEY_ID_METADATA = "encryption-key-id"
+_NONCE_BYTES = 12
+
+
+class RedactionCodec(PayloadCodec):
+    """Blanks secrets inside JSON payloads on encode; decoding returns what history holds."""
+
+    def __init__(self, redactor: redaction.Redactor | None = None) -> None:
+        self._redactor = redactor
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        redactor = self._redactor or redaction.current()
+        return [_redact_payload(p, redactor) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+
+def _redact_payload(payload: Payload, redactor: redaction.Redactor) -> Payload:
+    if payload.metadata.get("encoding") != b"json/plain":
+        return payload
+    try:
+        value = json.loads(payload.data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return payload
+    cleaned = redactor.value(value)
+    if cleaned == value:
+        return payload
+    out = Payload()
+    out.CopyFrom(payload)
+    out.data = json.dumps(cleaned, separators=(",", ":"), ensure_ascii=False).encode()
+    return out
+
+
+class EncryptionCodec(PayloadCodec):
+    """AES-256-GCM over each whole serialized payload; the key id is bound as associated data."""
+
+    def __init__(self, key: bytes, key_id: str = "default", old_keys: dict[str, bytes] | None = None) -> None:
+        self._key_id = key_id
+        self._cipher = AESGCM(key)
+        self._ciphers = {key_id: self._cipher, **{kid: AESGCM(k) for kid, k in (old_keys or {}).items()}}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EncryptionCodec | None:
+        """The codec for `payload_encryption_key`, or None when encryption is off."""
+        if not settings.payload_encryption_key:
+            return None
+        return cls(decode_key(settings.payload_encryption_key), settings.payload_encryption_key_id)
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.encrypt(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.decrypt(p) for p in payloads]
+
+    def encrypt(self, payload: Payload) -> Payload:
+        """One payload, encrypted (already-encrypted payloads are left alone)."""
+        if payload.metadata.get("encoding") == ENCRYPTED_ENCODING:
+            return payload
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._cipher.encrypt(nonce, payload.SerializeToString(), self._key_id.encode())
+        return Payload(
+            metadata={"encoding": ENCRYPTED_ENCODING, KEY_ID_METADATA: self._key_id.encode()},
+            data=nonce + sealed,
+        )
+
+    def decrypt(self, payload: Payload) -> Payload:
+        """One payload, decrypted (plain payloads pass: history written before encryption was on)."""
+        if payload.metadata.get("encoding") != ENCRYPTED_ENCODING:
+            return payload
+        key_id = payload.metadata.get(KEY_ID_METADATA, b"").decode()
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise ValueError(f"payload encrypted with key id {key_id!r}, which this process does not hold")
+        data = payload.data
+        return Payload.FromString(cipher.decrypt(data[:_NONCE_BYTES], data[_NONCE_BYTES:], key_id.encode()))
+
+
+class CodecChain(PayloadCodec):
+    """Codecs applied in order on encode and in reverse order on decode."""
+
+    def __init__(self, codecs: Sequence[PayloadCodec]) -> None:
+        self._codecs = list(codecs)
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = list(payloads)
+        for codec in self._codecs:
+            out = await codec.encode(out)
+        return out
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        out = list(payloads)
+        for codec in reversed(self._codecs):
+            out = await codec.decode(out)
+        return out
+
+
+class RedactingFailureConverter(DefaultFailureConverter):
+    """The default failure converter, with secrets blanked from messages and stack traces."""
+
+    def __init__(self, *, encode_common_attributes: bool = False) -> None:
+        super().__init__(encode_common_attributes=encode_common_attributes)
+
+    def to_failure(
+        self, exception: BaseException, payload_converter: PayloadConverter, failure: Failure
+    ) -> None:
+        # Redact before the base class may move message and stack trace into encoded attributes.
+        super().to_failure(exception, payload_converter, failure)
+        redactor = redaction.current()
+        current: Failure | None = failure
+        while current is not None:
+            current.message = redactor.text(current.message)
+            current.stack_trace = redactor.text(current.stack_trace)
+            current = current.cause if current.HasField("cause") else None
+
+
+class EncryptedFailureConverter(RedactingFailureConverter):
+    """Moves failure messages and stack traces into encoded attributes, which the codec encrypts."""
+
+    def __init__(self) -> None:
+        super().__init__(encode_common_attributes=True)
+
+
+def data_converter(settings: Settings) -> DataConverter:
+    """The pydantic data converter with redaction always on and encryption when a key is set."""
+    encryption = EncryptionCodec.from_settings(settings)
+    codecs: list[PayloadCodec] = [RedactionCodec()]
+    if encryption is not None:
+        codecs.append(encryption)
+    return dataclasses.replace(
+        pydantic_data_converter,
+        payload_codec=CodecChain(codecs),
+        failure_converter_class=EncryptedFailureConverter if encryption else RedactingFailureConverter,
+    )
+
+
+def decode_key(text: str) -> bytes:
+    """A base64 AES key of 16, 24 or 32 bytes."""
+    key = base64.b64decode(text)
+    if len(key) not in (16, 24, 32):
+        raise ValueError(f"payload_encryption_key must be base64 of 16, 24 or 32 bytes, got {len(key)} bytes")
+    return key
+
+
+def generate_key() -> str:
+    """A fresh base64 AES-256 key for `PAYLOAD_ENCRYPTION_KEY`."""
+    return base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()

@@ -1,0 +1,130 @@
+"""One redactor for every sink: logs, span attributes, payloads entering history, the ledger.
+
+It blanks three things: the values of sensitive field names (`api_key`, `authorization`, and the
+names configured in settings), the exact values of the secrets this process holds (API keys,
+tokens), and text that looks like a credential (`sk-...`, `Bearer ...`). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from settings import Settings
+
+REDACTED = "[redacted]"
+
+# Secrets shorter than this are not scrubbed by value: blanking every "abc" in a log helps nobody.
+_MIN_SECRET_LEN = 8
+
+
+def normalize_field(name: str) -> str:
+    """`X-Api-Key`, `x_api_key` and `XAPIKEY` compare equal."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+@dataclass
+class Redactor:
+    """Blanks sensitive fields, known secret values and credential-shaped text in any JSON-like value."""
+
+    sensitive_fields: frozenset[str] = frozenset()
+    secret_values: tuple[str, ...] = ()
+    patterns: tuple[re.Pattern[str], ...] = ()
+    _value_re: re.Pattern[str] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sensitive_fields = frozenset(normalize_field(f) for f in self.sensitive_fields)
+        values = sorted(
+            {v for v in self.secret_values if v and len(v) >= _MIN_SECRET_LEN}, key=len, reverse=True
+        )
+        self.secret_values = tuple(values)
+        self._value_re = re.compile("|".join(re.escape(v) for v in values)) if values else None
+
+    @classmethod
+    def build(
+        cls, fields: Iterable[str] = (), secrets: Iterable[str | None] = (), patterns: Iterable[str] = ()
+    ) -> Redactor:
+        """A redactor from plain lists (patterns are regular expressions)."""
+        return cls(
+            sensitive_fields=frozenset(fields),
+            secret_values=tuple(s for s in secrets if s),
+            patterns=tuple(re.compile(p) for p in patterns),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, extra_secrets: Iterable[str | None] = ()) -> Redactor:
+        """The process's redactor: configured field names and patterns, plus every secret setting's value."""
+        return cls.build(
+            settings.sensitive_fields,
+            [*secret_setting_values(settings), *extra_secrets],
+            settings.redact_patterns,
+        )
+
+    def is_sensitive(self, name: str) -> bool:
+        """Whether a field called `name` holds a secret."""
+        return normalize_field(name) in self.sensitive_fields
+
+    def text(self, value: str) -> str:
+        """`value` with known secrets and credential-shaped substrings blanked."""
+        if self._value_re is not None:
+            value = self._value_re.sub(REDACTED, value)
+        for pattern in self.patterns:
+            value = pattern.sub(REDACTED, value)
+        return value
+
+    def value(self, value: Any) -> Any:
+        """A copy of a JSON-like value with sensitive fields and secret text blanked (other types pass)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, Mapping):
+            # Only a scalar under a sensitive name is blanked: a dict under `password` is more
+            # likely a schema describing the field than the secret itself, so it is walked instead.
+            return {
+                k: (
+                    REDACTED
+                    if isinstance(k, str)
+                    and self.is_sensitive(k)
+                    and isinstance(v, str | int | float)
+                    and v != ""
+                    else self.value(v)
+                )
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return type(value)(self.value(v) for v in value)
+        return value
+
+    def contains_secret(self, text: str) -> bool:
+        """Whether `text` still holds something this redactor would blank (for tests and audits)."""
+        return self.text(text) != text
+
+
+def secret_setting_values(settings: Settings) -> list[str]:
+    """Values of the settings that are secrets: fields hidden from repr, and any sensitive-named one."""
+    redactor = Redactor.build(settings.sensitive_fields)
+    values: list[str] = []
+    for name, info in type(settings).model_fields.items():
+        if info.repr is False or redactor.is_sensitive(name) or name.endswith(("_key", "_token", "_secret")):
+            raw = getattr(settings, name)
+            if isinstance(raw, str):
+                values.append(raw)
+            elif isinstance(raw, Mapping):
+                values.extend(str(v) for v in raw.values())
+    return values
+
+
+_installed = Redactor.build(("api_key", "authorization", "x-api-key", "password", "secret", "token"))
+
+
+def install(redactor: Redactor) -> None:
+    """Make `redactor` the process's (the log processor and span processor read it on each use)."""
+    global _installed
+    _installed = redactor
+
+
+def current() -> Redactor:
+    """The process's redactor (a default with the common field names until `install`)."""
+    return _installed

@@ -1,0 +1,143 @@
+"""One run is one trace: client → workflow → states → activities → model and tool calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opentelemetry.sdk.trace import ReadableSpan
+from temporalio.testing import WorkflowEnvironment
+
+from activities.bundle import build_activities
+from activities.models.base import ProviderRegistry
+from activities.models.offline import OfflineProvider
+from observability import redaction
+from observability.setup import init_telemetry
+from starter import make_request, start_run
+from tests.fakes.telemetry import (
+    glossary_catalog,
+    lookup_tools,
+    memory_spans,
+    observed_client,
+    spans_of_trace,
+    search_attributes_ready,
+    settings_for_test,
+)
+from worker import build_worker
+
+
+def _by_name(spans: list[ReadableSpan]) -> dict[str, list[ReadableSpan]]:
+    out: dict[str, list[ReadableSpan]] = {}
+    for span in spans:
+        out.setdefault(span.name, []).append(span)
+    return out
+
+
+def _parent_name(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> str | None:
+    if span.parent is None:
+        return None
+    parent = by_id.get(span.parent.span_id)
+    return parent.name if parent else f"<missing {span.parent.span_id:x}>"
+
+
+async def test_a_whole_run_is_one_trace_with_state_model_and_tool_spans(
+    env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workflow_id: str
+) -> None:
+    settings = settings_for_test(tmp_path)
+    init_telemetry(settings, logs=False, metrics=False)
+    memory_spans()
+    client = observed_client(env.client, settings)
+    await search_attributes_ready(client)
+    catalog = glossary_catalog()
+    providers = ProviderRegistry()
+    providers.register(OfflineProvider(catalog))
+    activities = build_activities(settings, catalog=catalog, tools=lookup_tools(), providers=providers)
+    async with build_worker(client, settings, task_queue=task_queue, activities=activities):
+        request = make_request("glossary", input_value={"terms": ["replay", "history"]})
+        handle = await start_run(client, request, task_queue=task_queue, workflow_id=workflow_id)
+        result = await handle.result()
+    assert result.state == "COMPLETE", result.error
+
+    roots = [
+        s
+        for s in memory_spans().get_finished_spans()
+        if s.name == "StartWorkflow:AgentRunWorkflow" and (s.attributes or {}).get("temporalWorkflowID") == workflow_id
+    ]
+    assert len(roots) == 1
+    root = roots[0]
+    spans = spans_of_trace(root.context.trace_id)
+    by_id = {s.context.span_id: s for s in spans}
+    names = _by_name(spans)
+
+    # Everything this run produced is in this one trace, and every span's parent is in it too.
+    assert all(s.parent is None or s.parent.span_id in by_id for s in spans)
+    assert [s.name for s in spans if s.parent is None] == ["StartWorkflow:AgentRunWorkflow"]
+
+    run = names["RunWorkflow:AgentRunWorkflow"]
+    assert len(run) == 1 and _parent_name(run[0], by_id) == "StartWorkflow:AgentRunWorkflow"
+
+    # One span per state, in order, each a child of the workflow's span; none twice (no replay copies).
+    state_spans = sorted((s for s in spans if s.name.startswith("state ")), key=lambda s: s.start_time or 0)
+    assert [s.name.removeprefix("state ") for s in state_spans] == result.states_visited
+    assert {_parent_name(s, by_id) for s in state_spans} == {"RunWorkflow:AgentRunWorkflow"}
+    assert state_spans[-1].attributes["factory.blueprint"] == "glossary@1.0.0"
+
+    # Model calls: activity spans under the state that made them, a GenAI span under each.
+    chats = names["chat offline-v1"]
+    assert len(chats) == len([s for s in spans if s.name == "RunActivity:model_turn"]) >= 4
+    for chat in chats:
+        assert _parent_name(chat, by_id) == "RunActivity:model_turn"
+        run_activity = by_id[chat.parent.span_id]
+        start_activity = by_id[run_activity.parent.span_id]
+        assert start_activity.name == "StartActivity:model_turn"
+        assert _parent_name(start_activity, by_id) in {"state PLANNING", "state EXECUTING"}
+        attrs = chat.attributes or {}
+        assert attrs["gen_ai.operation.name"] == "chat"
+        assert attrs["gen_ai.system"] == "offline"
+        assert attrs["gen_ai.request.model"] == attrs["gen_ai.response.model"] == "offline-v1"
+        assert attrs["gen_ai.usage.input_tokens"] > 0 and attrs["gen_ai.usage.output_tokens"] > 0
+        assert attrs["gen_ai.usage.cache_read.input_tokens"] == 0
+        assert list(attrs["gen_ai.response.finish_reasons"]) == ["tool_use"]
+        assert attrs["factory.cost_usd"] == 0.0
+        assert 0 < attrs["factory.context_utilization"] < 1
+        assert "gen_ai.input.messages" not in attrs and "gen_ai.output.messages" not in attrs  # content off
+    plan_chats = [c for c in chats if c.attributes["factory.step_kind"] == "plan"]
+    assert len(plan_chats) == 1
+
+    # Tool calls: the workflow's execute_tool span (policy decision, status) → activity → tool run.
+    tools = names["execute_tool lookup"]
+    assert len(tools) == 2  # one per term
+    for tool in tools:
+        assert _parent_name(tool, by_id) == "state EXECUTING"
+        assert tool.attributes["factory.tool.decision"] == "allowed"
+        assert tool.attributes["factory.tool.status"] == "ok"
+        assert tool.attributes["gen_ai.tool.name"] == "lookup"
+    tool_runs = names["tool.run lookup"]
+    assert len(tool_runs) == 2
+    for run_span in tool_runs:
+        activity_span = by_id[run_span.parent.span_id]
+        assert activity_span.name == "RunActivity:call_tool"
+        assert _parent_name(by_id[activity_span.parent.span_id], by_id) == "execute_tool lookup"
+        assert run_span.attributes["factory.tool.status"] == "ok"
+
+
+def test_redacting_span_processor_blanks_secrets_in_attributes_events_and_status() -> None:
+    from opentelemetry.sdk.trace import Event
+    from opentelemetry.trace import Status, StatusCode
+
+    from observability.tracing import redacted_span
+
+    previous = redaction.current()
+    redaction.install(redaction.Redactor.build(["authorization"], ["s3cr3t-value-123456"]))
+    try:
+        span = ReadableSpan(
+            name="call",
+            attributes={"authorization": "Bearer abc", "note": "key s3cr3t-value-123456 here", "n": 3},
+            events=[Event("exception", {"exception.message": "failed with s3cr3t-value-123456"})],
+            status=Status(StatusCode.ERROR, "boom s3cr3t-value-123456"),
+        )
+        clean = redacted_span(span)
+    finally:
+        redaction.install(previous)
+    assert clean.attributes == {"authorization": "[redacted]", "note": "key [redacted] here", "n": 3}
+    assert clean.events[0].attributes["exception.message"] == "failed with [redacted]"
+    assert clean.status.description == "boom [redacted]"

@@ -1,0 +1,144 @@
+"""The workflow's side of observability: a span per state, a span per proposed tool call, and the
+run's metrics, all replay-safe.
+
+Spans come from the global tracer provider, which Temporal's contrib makes replay-safe (ids from
+the workflow's seeded random, nothing ended while history replays), so a replayed run exports no
+second copy. Metrics go through the replay-safe meter provider for the same reason. Each state's
+span is made current with the state and `blueprint@version` as W3C baggage: Temporal's tracing
+interceptor carries both into every activity started in that state, and log lines read them back.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import baggage, context, trace
+from opentelemetry.trace import Span, Status, StatusCode
+from temporalio import workflow
+
+from contracts.model import ToolCall
+from contracts.tools import ToolResult
+from observability import metrics
+from observability.keys import BAGGAGE_BLUEPRINT, BAGGAGE_STATE
+
+TRACER_NAME = "ai_factory.workflow"
+
+
+def tool_decision(call: ToolCall, allowed: list[str]) -> str:
+    """What the workflow's gate decided about a proposed call: `allowed`, `denied` or `malformed`."""
+    if call.arguments_error:
+        return "malformed"
+    if call.name not in allowed:
+        return "denied"
+    return "allowed"
+
+
+class ToolObservation:
+    """Handed to the workflow inside a tool span; `done(result)` records the outcome."""
+
+    def __init__(self, span: Span, tool: str, decision: str) -> None:
+        self._span = span
+        self._tool = tool
+        self._decision = decision
+
+    def done(self, result: ToolResult) -> None:
+        """Put the result's status on the span and count the call."""
+        self._span.set_attribute("factory.tool.status", result.status)
+        if result.error is not None:
+            self._span.set_attribute("factory.tool.error_code", result.error.code)
+        if result.status == "error":
+            self._span.set_status(Status(StatusCode.ERROR, result.error.code if result.error else "error"))
+        metrics.record_tool_call(tool=self._tool, status=result.status, decision=self._decision)
+
+
+class RunTelemetry:
+    """Owned by one `AgentRunWorkflow`: opens and closes state spans as the run moves."""
+
+    def __init__(self) -> None:
+        self._root: context.Context | None = None
+        self._span: Span | None = None
+        self._token: contextvars.Token[Any] | None = None
+        self._blueprint = ""
+        self._started_at: datetime | None = None
+
+    def start(self, blueprint: str, now: datetime) -> None:
+        """The run began: remember the workflow's own trace context as the parent of state spans."""
+        self._root = context.get_current()
+        self._blueprint = blueprint
+        self._started_at = now
+
+    def set_blueprint(self, ref: str) -> None:
+        """The resolved `name@version` (known after VALIDATING)."""
+        self._blueprint = ref
+        if self._span is not None:
+            self._span.set_attribute("factory.blueprint", ref)
+
+    def enter_state(self, state: str, reason: str = "") -> None:
+        """End the previous state's span and open (and make current) the new state's."""
+        self._close_state()
+        tracer = trace.get_tracer(TRACER_NAME)
+        info = workflow.info()
+        span = tracer.start_span(
+            f"state {state}",
+            context=self._root,
+            attributes={
+                "factory.state": state,
+                "factory.reason": reason[:500],
+                "factory.blueprint": self._blueprint,
+                "temporalWorkflowID": info.workflow_id,
+                "temporalRunID": info.run_id,
+            },
+        )
+        ctx = trace.set_span_in_context(span, self._root)
+        ctx = baggage.set_baggage(BAGGAGE_STATE, state, ctx)
+        if self._blueprint:
+            ctx = baggage.set_baggage(BAGGAGE_BLUEPRINT, self._blueprint, ctx)
+        self._span = span
+        self._token = context.attach(ctx)
+
+    @contextmanager
+    def tool_span(self, call: ToolCall, allowed: list[str]) -> Iterator[ToolObservation]:
+        """An `execute_tool {name}` span around the gate and the tool's activity."""
+        decision = tool_decision(call, allowed)
+        with trace.get_tracer(TRACER_NAME).start_as_current_span(
+            f"execute_tool {call.name}",
+            attributes={
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": call.name,
+                "gen_ai.tool.call.id": call.id,
+                "factory.tool.decision": decision,
+            },
+        ) as span:
+            yield ToolObservation(span, call.name, decision)
+
+    def finish(self, state: str, cost_usd: float, now: datetime, error_code: str | None = None) -> None:
+        """The run ended: close the last state span and record the run's metrics (once, not on replay)."""
+        if self._span is not None and error_code:
+            self._span.set_attribute("factory.error_code", error_code)
+            if state != "COMPLETE":
+                self._span.set_status(Status(StatusCode.ERROR, error_code))
+        self._close_state()
+        duration = (now - self._started_at).total_seconds() if self._started_at else 0.0
+        metrics.record_run_finished(
+            blueprint=self._blueprint, state=state, cost_usd=cost_usd, duration_s=duration
+        )
+        workflow.logger.info(
+            "run finished", extra={"final_state": state, "cost_usd": cost_usd, "duration_s": duration}
+        )
+
+    def _close_state(self) -> None:
+        if self._token is not None:
+            try:
+                # What `context.detach` does, minus its error log when the token belongs to another
+                # contextvars.Context (a workflow evicted mid-run is finalized elsewhere).
+                self._token.var.reset(self._token)
+            except ValueError:
+                pass
+            self._token = None
+        if self._span is not None:
+            self._span.end()
+            self._span = None
