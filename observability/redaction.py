@@ -7,6 +7,7 @@ tokens), and text that looks like a credential (`sk-...`, `Bearer ...`). Pure: n
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class Redactor:
     def value(self, value: Any) -> Any:
         """A copy of a JSON-like value with sensitive fields and secret text blanked (other types pass)."""
         if isinstance(value, str):
-            return self.text(value)
+            return self._embedded_json(value) if value[:1] in ("{", "[") else self.text(value)
         if isinstance(value, Mapping):
             # Only a scalar under a sensitive name is blanked: a dict under `password` is more
             # likely a schema describing the field than the secret itself, so it is walked instead.
@@ -96,6 +97,16 @@ class Redactor:
         if isinstance(value, list | tuple):
             return type(value)(self.value(v) for v in value)
         return value
+
+    def _embedded_json(self, text: str) -> str:
+        # JSON inside a string (a tool result fed back to the model, content on a span) hides its
+        # field names from a plain text scan: parse it and redact it as structure.
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return self.text(text)
+        cleaned = self.value(decoded)
+        return text if cleaned == decoded else json.dumps(cleaned, ensure_ascii=False)
 
     def contains_secret(self, text: str) -> bool:
         """Whether `text` still holds something this redactor would blank (for tests and audits)."""

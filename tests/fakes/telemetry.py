@@ -149,7 +149,7 @@ def _texts(message: ProtoMessage) -> Iterator[str]:
                         yield from _texts(item)
                     else:
                         yield str(item)
-            elif descriptor.label == descriptor.LABEL_REPEATED:
+            elif descriptor.is_repeated:
                 for item in value:
                     yield from _texts(item)
             else:
@@ -158,5 +158,5 @@ def _texts(message: ProtoMessage) -> Iterator[str]:
             yield value
         elif isinstance(value, bytes):
             yield value.decode("utf-8", errors="replace")
-        elif descriptor.label == descriptor.LABEL_REPEATED:
+        elif descriptor.is_repeated:
             yield from (str(v) for v in value)
