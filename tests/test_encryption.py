@@ -69,7 +69,9 @@ def _payloads(history: WorkflowHistory) -> list[Payload]:
 async def test_encrypted_history_holds_no_plaintext_and_the_run_completes_and_replays(
     devserver_env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workflow_id: str
 ) -> None:
-    settings = settings_for_test(tmp_path, payload_encryption_key=generate_key(), payload_encryption_key_id="k1")
+    settings = settings_for_test(
+        tmp_path, payload_encryption_key=generate_key(), payload_encryption_key_id="k1"
+    )
     client = observed_client(devserver_env.client, settings)
     await search_attributes_ready(client)
     catalog = glossary_catalog()
@@ -108,7 +110,9 @@ async def test_encrypted_history_holds_no_plaintext_and_the_run_completes_and_re
     assert codec is not None
     with CodecServer(codec, cors_origins=[UI_ORIGIN]) as server:
         async with httpx.AsyncClient(base_url=server.url) as http:
-            decoded = await http.post("/decode", content=body, headers={"Origin": UI_ORIGIN, "X-Namespace": "default"})
+            decoded = await http.post(
+                "/decode", content=body, headers={"Origin": UI_ORIGIN, "X-Namespace": "default"}
+            )
             preflight = await http.options("/decode", headers={"Origin": UI_ORIGIN})
             stranger = await http.options("/decode", headers={"Origin": "http://evil.example"})
             garbage = await http.post("/decode", content=b"not json")
@@ -141,11 +145,15 @@ async def test_codec_round_trips_binds_the_key_id_and_refuses_a_wrong_key() -> N
 
 def test_codec_server_requires_the_token_when_one_is_set() -> None:
     codec = EncryptionCodec(decode_key(generate_key()))
-    body = json_format.MessageToJson(Payloads(payloads=[Payload(metadata={"encoding": b"json/plain"}, data=b"1")]))
+    body = json_format.MessageToJson(
+        Payloads(payloads=[Payload(metadata={"encoding": b"json/plain"}, data=b"1")])
+    )
     with CodecServer(codec, token="t0ken-for-ui") as server:
         missing = httpx.post(f"{server.url}/encode", content=body)
         wrong = httpx.post(f"{server.url}/encode", content=body, headers={"Authorization": "Bearer nope"})
-        right = httpx.post(f"{server.url}/encode", content=body, headers={"Authorization": "Bearer t0ken-for-ui"})
+        right = httpx.post(
+            f"{server.url}/encode", content=body, headers={"Authorization": "Bearer t0ken-for-ui"}
+        )
     assert missing.status_code == wrong.status_code == 401
     assert right.status_code == 200
     [encoded] = json_format.Parse(right.content, Payloads()).payloads

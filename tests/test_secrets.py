@@ -99,12 +99,18 @@ def _scripted_anthropic(server: FakeProviderServer) -> None:
             anthropic_tool_use(
                 "tu_3",
                 "submit_result",
-                {"status": "success", "result": {"definition": "first letter", "api_key": API_KEY}, "summary": "ok"},
+                {
+                    "status": "success",
+                    "result": {"definition": "first letter", "api_key": API_KEY},
+                    "summary": "ok",
+                },
             ),
             stop_reason="tool_use",
         ),
         anthropic_message(
-            anthropic_tool_use("tu_4", "submit_output", {"output": {"summary": f"alpha: first. {INPUT_BEARER}"}}),
+            anthropic_tool_use(
+                "tu_4", "submit_output", {"output": {"summary": f"alpha: first. {INPUT_BEARER}"}}
+            ),
             stop_reason="tool_use",
         ),
     )
@@ -148,11 +154,17 @@ async def test_planted_secrets_reach_no_log_span_or_history(
         activities = build_activities(settings, catalog=catalog, tools=lookup_tools(), providers=providers)
         async with build_worker(client, settings, task_queue=task_queue, activities=activities):
             # Operator code that logs a secret by mistake, through structlog and through stdlib logging.
-            get_logger("test.operator").info("loaded settings", anthropic_api_key=API_KEY, note=f"key={API_KEY}")
+            get_logger("test.operator").info(
+                "loaded settings", anthropic_api_key=API_KEY, note=f"key={API_KEY}"
+            )
             logging.getLogger("test.stdlib").warning("calling with %s", INPUT_BEARER)
             request = make_request(
                 "glossary",
-                input_value={"terms": ["alpha"], "note": f"call them with {INPUT_BEARER}", "customer_pin": INPUT_PIN},
+                input_value={
+                    "terms": ["alpha"],
+                    "note": f"call them with {INPUT_BEARER}",
+                    "customer_pin": INPUT_PIN,
+                },
             )
             handle = await start_run(client, request, task_queue=task_queue, workflow_id=workflow_id)
             result = await handle.result()
@@ -175,7 +187,8 @@ async def test_planted_secrets_reach_no_log_span_or_history(
     [root] = [
         s
         for s in memory_spans().get_finished_spans()
-        if s.name.startswith("StartWorkflow") and (s.attributes or {}).get("temporalWorkflowID") == workflow_id
+        if s.name.startswith("StartWorkflow")
+        and (s.attributes or {}).get("temporalWorkflowID") == workflow_id
     ]
     span_text = "\n".join(_span_texts(root.context.trace_id))
     assert "gen_ai.output.messages" in span_text and "[redacted]" in span_text

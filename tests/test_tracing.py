@@ -60,7 +60,8 @@ async def test_a_whole_run_is_one_trace_with_state_model_and_tool_spans(
     roots = [
         s
         for s in memory_spans().get_finished_spans()
-        if s.name == "StartWorkflow:AgentRunWorkflow" and (s.attributes or {}).get("temporalWorkflowID") == workflow_id
+        if s.name == "StartWorkflow:AgentRunWorkflow"
+        and (s.attributes or {}).get("temporalWorkflowID") == workflow_id
     ]
     assert len(roots) == 1
     root = roots[0]
