@@ -18,9 +18,9 @@ from tests.fakes.telemetry import (
     lookup_tools,
     memory_spans,
     observed_client,
-    spans_of_trace,
     search_attributes_ready,
     settings_for_test,
+    spans_of_trace,
 )
 from worker import build_worker
 
