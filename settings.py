@@ -82,8 +82,20 @@ class Settings(BaseSettings):
     """Put prompt and completion bodies on model-call spans. Off: spans carry counts and ids only."""
     sensitive_fields: list[str] = Field(
         default_factory=lambda: [
-            "api_key", "apikey", "authorization", "x-api-key", "password", "passwd", "secret",
-            "client_secret", "access_token", "refresh_token", "token", "private_key", "cookie", "set-cookie",
+            "api_key",
+            "apikey",
+            "authorization",
+            "x-api-key",
+            "password",
+            "passwd",
+            "secret",
+            "client_secret",
+            "access_token",
+            "refresh_token",
+            "token",
+            "private_key",
+            "cookie",
+            "set-cookie",
         ]
     )
     """Field names (case-insensitive, `-`/`_` alike) whose values are redacted in logs, spans, history and the ledger."""

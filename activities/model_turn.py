@@ -48,7 +48,9 @@ class ModelActivities:
             duration_s = time.perf_counter() - started
             if not result.latency_ms:
                 result.latency_ms = round(duration_s * 1000, 3)
-            cost = observe_model_result(span, inp, result, duration_s=duration_s, trace_content=self._trace_content)
+            cost = observe_model_result(
+                span, inp, result, duration_s=duration_s, trace_content=self._trace_content
+            )
         _log.info(
             "model call",
             step_id=inp.step_id,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from cryptography.exceptions import InvalidTag
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 
@@ -43,6 +44,9 @@ class RunFacts:
     """(tool, status) of each executed tool call."""
     context_utilization: list[float] = field(default_factory=list)
     time_to_first_token_s: list[float] = field(default_factory=list)
+    unreadable: bool = False
+    """Its history could not be decoded here (encrypted with a key this process lacks): only the
+    visibility facts (state, duration, budget alert) count."""
 
 
 class RunFactsSource(Protocol):
@@ -107,6 +111,7 @@ def summarize(runs: Sequence[RunFacts], window: timedelta) -> dict[str, Any]:
         "context_utilization": {"mean": sum(utilization) / len(utilization), "max": max(utilization)}
         if utilization
         else None,
+        "unreadable_histories": sum(1 for r in runs if r.unreadable),
         "time_to_first_token_s": {"p50": _percentile(ttft, 0.5), "p95": _percentile(ttft, 0.95)}
         if ttft
         else None,
@@ -117,12 +122,16 @@ class VisibilitySource:
     """Runs from Temporal visibility; facts of closed runs from their histories (decoded with the
     client's data converter, so encrypted histories work where the key is held)."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, extra_query: str | None = None) -> None:
+        """`extra_query` narrows the list (e.g. `FactoryTenant = "acme"`)."""
         self._client = client
+        self._extra_query = extra_query
 
     async def runs(self, since: datetime, limit: int) -> list[RunFacts]:
         """See `RunFactsSource.runs`."""
         query = f'WorkflowType = "{RUN_WORKFLOW}" AND StartTime >= "{since.astimezone(UTC).isoformat()}"'
+        if self._extra_query:
+            query += f" AND ({self._extra_query})"
         facts: list[RunFacts] = []
         async for execution in self._client.list_workflows(query, limit=limit):
             attrs = execution.typed_search_attributes
@@ -136,7 +145,14 @@ class VisibilitySource:
             if execution.close_time is not None:
                 run.duration_s = (execution.close_time - execution.start_time).total_seconds()
             if run.closed:
-                await self._read_history(run, execution.run_id)
+                try:
+                    await self._read_history(run, execution.run_id)
+                except (KeyError, ValueError, RuntimeError, InvalidTag):
+                    # An encrypted history without the key (or a payload of an unknown encoding):
+                    # keep the run's visibility facts rather than fail the whole report.
+                    run.unreadable = True
+                    run.tool_calls, run.context_utilization, run.time_to_first_token_s = [], [], []
+
             facts.append(run)
         return facts
 

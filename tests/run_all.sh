@@ -128,7 +128,7 @@ run_stage "ruff check" "$PY" -m ruff check .
 run_stage "ruff format --check" "$PY" -m ruff format --check .
 
 MYPY_TARGETS=()
-for target in states policies contracts activities workflows blueprints settings.py worker.py starter.py \
+for target in states policies contracts activities workflows blueprints observability settings.py worker.py starter.py \
   temporal-dev/devserver.py; do
   [ -e "$target" ] && MYPY_TARGETS+=("$target")
 done

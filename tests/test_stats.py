@@ -14,6 +14,7 @@ import starter
 from activities.bundle import build_activities
 from activities.models.base import ProviderRegistry
 from activities.models.offline import OfflineProvider
+from observability.codec import generate_key
 from observability.stats import RunFacts, VisibilitySource, collect_stats, parse_window, summarize
 from starter import make_request, start_run
 from tests.fakes.telemetry import (
@@ -92,17 +93,11 @@ async def test_stats_read_finished_runs_from_the_server(
         for request in (ok, bad):
             await (await start_run(client, request, task_queue=task_queue)).result()
 
-    class OnlyThisTest(VisibilitySource):
-        """Visibility is shared by every test: keep this test's runs (by tenant)."""
-
-        async def runs(self, since, limit):  # type: ignore[no-untyped-def]
-            facts = await super().runs(since, limit)
-            mine = {wf.id async for wf in client.list_workflows(f'FactoryTenant = "{tenant}"')}
-            return [f for f in facts if f.workflow_id in mine]
-
-    # Visibility is eventually consistent: wait until both runs are listed as closed.
+    # Visibility is shared by every test (some runs encrypted with keys this client lacks): keep
+    # this test's runs by tenant, and wait until both are listed as closed (it is eventually consistent).
+    source = VisibilitySource(client, extra_query=f'FactoryTenant = "{tenant}"')
     for _ in range(50):
-        stats = await collect_stats(OnlyThisTest(client), timedelta(minutes=10))
+        stats = await collect_stats(source, timedelta(minutes=10))
         if stats["closed"] == 2:
             break
         await asyncio.sleep(0.2)
@@ -115,3 +110,30 @@ async def test_stats_read_finished_runs_from_the_server(
     assert 0 < stats["context_utilization"]["max"] < 1
     assert stats["time_to_first_token_s"]["p95"] >= 0
     assert stats["escalation_rate"] == 0.0 and stats["budget_alerts"] == 0
+    assert stats["unreadable_histories"] == 0
+
+
+async def test_stats_count_runs_whose_history_this_process_cannot_decrypt(
+    devserver_env: WorkflowEnvironment, tmp_path: Path, task_queue: str
+) -> None:
+    keyed = settings_for_test(tmp_path, payload_encryption_key=generate_key())
+    client = observed_client(devserver_env.client, keyed)
+    await search_attributes_ready(client)
+    catalog = glossary_catalog()
+    providers = ProviderRegistry()
+    providers.register(OfflineProvider(catalog))
+    activities = build_activities(keyed, catalog=catalog, tools=lookup_tools(), providers=providers)
+    tenant = f"stats-{task_queue[-12:]}"
+    async with build_worker(client, keyed, task_queue=task_queue, activities=activities):
+        request = make_request("glossary", input_value={"terms": ["a"]}, tenant=tenant)
+        await (await start_run(client, request, task_queue=task_queue)).result()
+    keyless = observed_client(devserver_env.client, settings_for_test(tmp_path))
+    source = VisibilitySource(keyless, extra_query=f'FactoryTenant = "{tenant}"')
+    for _ in range(50):
+        stats = await collect_stats(source, timedelta(minutes=10))
+        if stats["closed"] == 1:
+            break
+        await asyncio.sleep(0.2)
+    assert stats["closed"] == 1 and stats["unreadable_histories"] == 1
+    assert stats["by_state"] == {"COMPLETE": 1}  # from the FactoryState search attribute
+    assert stats["tool_error_rate"] == {}
