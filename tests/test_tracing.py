@@ -142,3 +142,76 @@ def test_redacting_span_processor_blanks_secrets_in_attributes_events_and_status
     assert clean.attributes == {"authorization": "[redacted]", "note": "key [redacted] here", "n": 3}
     assert clean.events[0].attributes["exception.message"] == "failed with [redacted]"
     assert clean.status.description == "boom [redacted]"
+
+
+async def test_replaying_a_run_writes_no_log_line_span_or_metric(
+    env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workflow_id: str
+) -> None:
+    import io
+    import logging
+
+    from prometheus_client import REGISTRY, generate_latest
+    from temporalio.worker import Replayer
+
+    from observability.codec import data_converter
+    from observability.logs import configure_logging
+    from observability.tracing import client_plugins
+    from worker import WORKFLOWS
+    from workflows.sandbox import sandbox_runner
+
+    settings = settings_for_test(tmp_path)
+    init_telemetry(settings, logs=False)  # metrics on (no port): the Prometheus registry holds them
+    client = observed_client(env.client, settings)
+    await search_attributes_ready(client)
+    catalog = glossary_catalog()
+    providers = ProviderRegistry()
+    providers.register(OfflineProvider(catalog))
+    activities = build_activities(settings, catalog=catalog, tools=lookup_tools(), providers=providers)
+    stream = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    handler = configure_logging("INFO", stream=stream)
+    try:
+        async with build_worker(client, settings, task_queue=task_queue, activities=activities):
+            request = make_request("glossary", input_value={"terms": ["replay"]})
+            result = await (
+                await start_run(client, request, task_queue=task_queue, workflow_id=workflow_id)
+            ).result()
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        live_lines = [line for line in stream.getvalue().splitlines() if workflow_id in line]
+        spans_before = len(memory_spans().get_finished_spans())
+        runs_before = _runs_total(generate_latest(REGISTRY).decode())
+
+        replay = await Replayer(
+            workflows=WORKFLOWS,
+            data_converter=data_converter(settings),
+            workflow_runner=sandbox_runner(),
+            plugins=client_plugins(),  # the same tracing a worker replaying after eviction has
+        ).replay_workflow(history)
+
+        replay_lines = [line for line in stream.getvalue().splitlines() if workflow_id in line][
+            len(live_lines) :
+        ]
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert result.state == "COMPLETE" and replay.replay_failure is None
+    assert sum('"event": "state ' in line for line in live_lines) == len(result.states_visited) - 1
+    assert replay_lines == []
+    tracing_provider_flush()
+    assert len(memory_spans().get_finished_spans()) == spans_before
+    assert _runs_total(generate_latest(REGISTRY).decode()) == runs_before >= 1
+
+
+def tracing_provider_flush() -> None:
+    from observability.tracing import tracer_provider
+
+    tracer_provider().force_flush()
+
+
+def _runs_total(scrape: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in scrape.splitlines()
+        if line.startswith("factory_runs_total{") and 'blueprint="glossary@1.0.0"' in line
+    )

@@ -121,14 +121,15 @@ class RunTelemetry:
             self._span.set_attribute("factory.error_code", error_code)
             if state != "COMPLETE":
                 self._span.set_status(Status(StatusCode.ERROR, error_code))
-        self._close_state()
         duration = (now - self._started_at).total_seconds() if self._started_at else 0.0
         metrics.record_run_finished(
             blueprint=self._blueprint, state=state, cost_usd=cost_usd, duration_s=duration
         )
+        # Logged before the state's context closes, so the line still carries state and blueprint.
         workflow.logger.info(
             "run finished", extra={"final_state": state, "cost_usd": cost_usd, "duration_s": duration}
         )
+        self._close_state()
 
     def _close_state(self) -> None:
         if self._token is not None:
