@@ -60,8 +60,17 @@ async def test_a_prometheus_scrape_after_a_run_shows_the_metrics_with_values(
                 request = make_request("glossary", input_value={"terms": ["one", "two", "three"]})
                 handle = await start_run(client, request, task_queue=task_queue, workflow_id=workflow_id)
                 result = await handle.result()
-                await asyncio.sleep(1.5)  # the SDK metric buffer drains every second
-                after = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                # Our metrics are recorded synchronously; Temporal's SDK metrics reach the endpoint
+                # when its buffer is drained (every second): scrape until the last activity shows.
+                for _ in range(40):
+                    await asyncio.sleep(0.5)
+                    after = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                    if (
+                        _total(after, "temporal_activity_execution_latency_seconds_count", {})
+                        - _total(before, "temporal_activity_execution_latency_seconds_count", {})
+                        >= 13
+                    ):  # validate + 8 model turns + 3 tools + review
+                        break
     assert result.state == "COMPLETE"
 
     def grew(name: str, **labels: str) -> float:
