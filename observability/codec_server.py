@@ -1,4 +1,4 @@
-"""A small codec server: the Temporal UI (or `temporal --codec-endpoint`) posts encrypted payloads
+"""A small codec server: the Temporal UI posts encrypted payloads
 to `/decode` and gets them back readable, so only operators who can reach a server holding the key
 see the data. `/encode` is the reverse (the UI uses it to send signals with encoded input).
 
