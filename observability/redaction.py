@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,9 +23,13 @@ REDACTED = "[redacted]"
 _MIN_SECRET_LEN = 8
 
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+@lru_cache(maxsize=8192)  # the same few hundred field names recur in every payload
 def normalize_field(name: str) -> str:
     """`X-Api-Key`, `x_api_key` and `XAPIKEY` compare equal."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    return _NOT_ALNUM.sub("", name.lower())
 
 
 @dataclass
@@ -42,7 +47,9 @@ class Redactor:
             {v for v in self.secret_values if v and len(v) >= _MIN_SECRET_LEN}, key=len, reverse=True
         )
         self.secret_values = tuple(values)
-        self._value_re = re.compile("|".join(re.escape(v) for v in values)) if values else None
+        # One alternation for the known values and every pattern: a single scan per string.
+        parts = [re.escape(v) for v in values] + [_scoped(p.pattern) for p in self.patterns]
+        self._value_re = re.compile("|".join(parts)) if parts else None
 
     @classmethod
     def build(
@@ -72,8 +79,6 @@ class Redactor:
         """`value` with known secrets and credential-shaped substrings blanked."""
         if self._value_re is not None:
             value = self._value_re.sub(REDACTED, value)
-        for pattern in self.patterns:
-            value = pattern.sub(REDACTED, value)
         return value
 
     def value(self, value: Any) -> Any:
@@ -111,6 +116,14 @@ class Redactor:
     def contains_secret(self, text: str) -> bool:
         """Whether `text` still holds something this redactor would blank (for tests and audits)."""
         return self.text(text) != text
+
+
+def _scoped(pattern: str) -> str:
+    """`(?i)abc` → `(?i:abc)`: global inline flags are only legal at the start of a whole regex."""
+    match = re.match(r"\(\?([aiLmsux]+)\)", pattern)
+    if match:
+        return f"(?{match.group(1)}:{pattern[match.end() :]})"
+    return f"(?:{pattern})"
 
 
 def secret_setting_values(settings: Settings) -> list[str]:
