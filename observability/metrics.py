@@ -94,8 +94,8 @@ def record_tool_call(*, tool: str, status: str, decision: str) -> None:
 
 
 def record_escalation(*, blueprint: str, reason: str) -> None:
-    """A run escalated to a human. Not called on this branch: the escalation path (issue 3) calls it
-    where it enters AWAITING_HUMAN, from workflow code."""
+    """A run escalated to a human (`reason`: the packet's kind). Called from workflow code as the run
+    enters AWAITING_HUMAN (`workflows/telemetry.py`, via `HumanGate(on_escalate=...)`)."""
     ESCALATIONS.add(1, {"blueprint": blueprint, "reason": reason})
 
 

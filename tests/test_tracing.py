@@ -215,3 +215,62 @@ def _runs_total(scrape: str) -> float:
         for line in scrape.splitlines()
         if line.startswith("factory_runs_total{") and 'blueprint="glossary@1.0.0"' in line
     )
+
+
+async def test_an_escalated_tool_call_is_counted_and_its_span_carries_the_policy_decision(
+    env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workflow_id: str
+) -> None:
+    import asyncio
+
+    from prometheus_client import REGISTRY, generate_latest
+
+    from starter import send_decision
+    from tests.fakes.payments import (
+        SideEffects,
+        obedient_payer,
+        payment_request,
+        payments_worker,
+        start,
+        status,
+    )
+
+    settings = settings_for_test(tmp_path)
+    init_telemetry(settings, logs=False)
+    memory_spans()
+    client = observed_client(env.client, settings)
+    await search_attributes_ready(client)
+
+    def escalations() -> float:
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in generate_latest(REGISTRY).decode().splitlines()
+            if line.startswith("factory_escalations_total{")
+            and 'blueprint="payments@1.0.0"' in line
+            and 'reason="tool_call"' in line
+        )
+
+    before = escalations()
+    async with payments_worker(client, settings, task_queue, obedient_payer, SideEffects()):
+        handle = await start(client, payment_request(amount=250), task_queue, workflow_id)
+        for _ in range(400):
+            if (await status(handle)).escalation is not None:
+                break
+            await asyncio.sleep(0.05)
+        await send_decision(client, workflow_id, "approve", decided_by="erin", comment="fine")
+        result = await handle.result()
+    assert result.state == "COMPLETE", result.error
+    assert escalations() - before == 1
+
+    [root] = [
+        s
+        for s in memory_spans().get_finished_spans()
+        if s.name == "StartWorkflow:AgentRunWorkflow"
+        and (s.attributes or {}).get("temporalWorkflowID") == workflow_id
+    ]
+    names = _by_name(spans_of_trace(root.context.trace_id))
+    [awaiting] = names["state AWAITING_HUMAN"]
+    assert awaiting.attributes["factory.escalation.kind"] == "tool_call"
+    [payment] = names["execute_tool send_payment"]
+    assert payment.attributes["factory.tool.decision"] == "approval_required"
+    assert payment.attributes["factory.tool.policy_rule"] == "big-payments"
+    assert payment.attributes["factory.tool.status"] == "ok"

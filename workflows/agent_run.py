@@ -99,8 +99,8 @@ class AgentRunWorkflow:
         self._tool_calls = 0
         self._error: ErrorInfo | None = None
         self._output: Any = None
-        self._gate = HumanGate(self._move)
         self._telemetry = RunTelemetry()
+        self._gate = HumanGate(self._move, on_escalate=self._telemetry.escalated)
 
     # ----------------------------------------------------------------------------------- queries
     @workflow.query(name="status")
@@ -588,6 +588,7 @@ class AgentRunWorkflow:
         )
         decision = evaluate(self._policy(), proposed, self._request.autonomy)
         self._gate.record_policy(decision)
+        self._telemetry.policy_decided(call, decision.verdict, decision.rule)
         return decision
 
     async def _escalate_tool_call(

@@ -25,8 +25,14 @@ _STATUS = {"approve": "approved", "reject": "rejected", "revise": "revised"}
 class HumanGate:
     """Escalation packets, policy verdicts and the audit trail of one run."""
 
-    def __init__(self, move: Callable[[RunState, str], None]) -> None:
+    def __init__(
+        self,
+        move: Callable[[RunState, str], None],
+        on_escalate: Callable[[EscalationPacket], None] | None = None,
+    ) -> None:
+        """`on_escalate` hears of each packet as the run enters AWAITING_HUMAN (metrics)."""
         self._move = move
+        self._on_escalate = on_escalate
         self._lock = asyncio.Lock()
         self.packets: dict[str, EscalationPacket] = {}
         self.policy_decisions: list[PolicyDecision] = []
@@ -167,6 +173,8 @@ class HumanGate:
         self.packets[packet.escalation_id] = packet
         back_to = RunState(packet.escalated_from)
         self._move(RunState.AWAITING_HUMAN, f"{packet.escalation_id}: {packet.kind}")
+        if self._on_escalate is not None:
+            self._on_escalate(packet)
         self._audit(
             "engine",
             "escalated",

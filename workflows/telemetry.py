@@ -20,6 +20,7 @@ from opentelemetry import baggage, context, trace
 from opentelemetry.trace import Span, Status, StatusCode
 from temporalio import workflow
 
+from contracts.escalation import EscalationPacket
 from contracts.model import ToolCall
 from contracts.tools import ToolResult
 from observability import metrics
@@ -28,8 +29,12 @@ from observability.keys import BAGGAGE_BLUEPRINT, BAGGAGE_STATE
 TRACER_NAME = "ai_factory.workflow"
 
 
+#: The tool policy's verdicts as the `decision` label of tool metrics and spans.
+VERDICT_DECISIONS = {"allow": "allowed", "deny": "denied", "require_approval": "approval_required"}
+
+
 def tool_decision(call: ToolCall, allowed: list[str]) -> str:
-    """What the workflow's gate decided about a proposed call: `allowed`, `denied` or `malformed`."""
+    """The gate's decision before the policy speaks: `malformed`, `denied` (not in the task) or `allowed`."""
     if call.arguments_error:
         return "malformed"
     if call.name not in allowed:
@@ -43,7 +48,13 @@ class ToolObservation:
     def __init__(self, span: Span, tool: str, decision: str) -> None:
         self._span = span
         self._tool = tool
-        self._decision = decision
+        self.decision = decision
+
+    def decided(self, decision: str, rule: str) -> None:
+        """The tool policy's decision (and the rule that made it) replaces the gate's default."""
+        self.decision = decision
+        self._span.set_attribute("factory.tool.decision", decision)
+        self._span.set_attribute("factory.tool.policy_rule", rule)
 
     def done(self, result: ToolResult) -> None:
         """Put the result's status on the span and count the call."""
@@ -52,7 +63,7 @@ class ToolObservation:
             self._span.set_attribute("factory.tool.error_code", result.error.code)
         if result.status == "error":
             self._span.set_status(Status(StatusCode.ERROR, result.error.code if result.error else "error"))
-        metrics.record_tool_call(tool=self._tool, status=result.status, decision=self._decision)
+        metrics.record_tool_call(tool=self._tool, status=result.status, decision=self.decision)
 
 
 class RunTelemetry:
@@ -64,6 +75,8 @@ class RunTelemetry:
         self._token: contextvars.Token[Any] | None = None
         self._blueprint = ""
         self._started_at: datetime | None = None
+        # Proposed calls in flight, by object identity (tasks run concurrently; ids may repeat).
+        self._tools: dict[int, ToolObservation] = {}
 
     def start(self, blueprint: str, now: datetime) -> None:
         """The run began: remember the workflow's own trace context as the parent of state spans."""
@@ -113,7 +126,25 @@ class RunTelemetry:
                 "factory.tool.decision": decision,
             },
         ) as span:
-            yield ToolObservation(span, call.name, decision)
+            observation = ToolObservation(span, call.name, decision)
+            self._tools[id(call)] = observation
+            try:
+                yield observation
+            finally:
+                self._tools.pop(id(call), None)
+
+    def policy_decided(self, call: ToolCall, verdict: str, rule: str) -> None:
+        """The tool policy judged `call` (inside its `tool_span`)."""
+        observation = self._tools.get(id(call))
+        if observation is not None:
+            observation.decided(VERDICT_DECISIONS.get(verdict, verdict), rule)
+
+    def escalated(self, packet: EscalationPacket) -> None:
+        """The run entered AWAITING_HUMAN with `packet` (counted once, not on replay)."""
+        if self._span is not None:
+            self._span.set_attribute("factory.escalation.kind", packet.kind)
+            self._span.set_attribute("factory.escalation.id", packet.escalation_id)
+        metrics.record_escalation(blueprint=self._blueprint, reason=packet.kind)
 
     def finish(self, state: str, cost_usd: float, now: datetime, error_code: str | None = None) -> None:
         """The run ended: close the last state span and record the run's metrics (once, not on replay)."""
