@@ -55,6 +55,32 @@ class Settings(BaseSettings):
     extension_modules: list[str] = Field(default_factory=list)
     """Python modules imported at start that add blueprints (a `BLUEPRINTS` list) and tools
     (registered with `activities.tools.registry.default_registry`). JSON list in the env var."""
+    gpu_model: str | None = None
+    """Model a GPU worker serves (a local path or a name); `worker.py --gpu --model` overrides it."""
+    gpu_served_model_name: str | None = None
+    """The model name routes use for the GPU model; the model path's last part when unset."""
+    gpu_max_concurrent_activities: int = 256
+    """Activities a GPU worker runs at once: high, so that vLLM batches many requests together."""
+    gpu_schedule_to_start_s: float = 30.0
+    """How long a step routed to the GPU queue waits for a GPU worker before the next model runs."""
+    gpu_drain_timeout_s: float = 600.0
+    """On SIGTERM a GPU worker stops polling and gives in-flight generations this long to finish."""
+    gpu_heartbeat_interval_s: float = 5.0
+    """How often a GPU activity heartbeats while the engine generates."""
+    gpu_repair_attempts: int = 1
+    """Extra generations a GPU activity tries when guided output fails schema validation."""
+    gpu_memory_utilization: float = 0.90
+    """Share of GPU memory vLLM may take for weights and KV cache."""
+    gpu_max_model_len: int | None = None
+    """Context length vLLM allocates for; the model's own when unset."""
+    gpu_dtype: str = "auto"
+    """Weights dtype for vLLM (`auto`, `bfloat16`, `float16`)."""
+    gpu_enforce_eager: bool = False
+    """Skip CUDA graph capture: faster start, slower decode (small test models, debugging)."""
+    gpu_metrics_log_interval_s: float = 30.0
+    """How often a GPU worker logs its throughput, queue depth and latency."""
+    gpu_engine_factory: str | None = None
+    """Test-only: `module:callable` building the generation engine instead of vLLM (the fake engine)."""
 
     max_input_bytes: int = 256 * 1024
     """Largest accepted run input, as UTF-8 JSON; bigger inputs are REJECTED."""

@@ -1,6 +1,7 @@
 """Run a worker: `python worker.py` hosts the workflows and CPU activities on the default task queue.
 
-`--gpu` (see the GPU worker) hosts small-model activities on the GPU task queue instead.
+`python worker.py --gpu --model PATH` starts vLLM in-process once and hosts the small-model
+`model_turn` activity on the GPU task queue instead, many at a time so that vLLM batches them.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -16,6 +18,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.bundle import build_activities
+from activities.gpu.activity import GpuModelActivities
+from activities.gpu.engine import EngineUnavailable, GenerationEngine, create_engine
+from activities.gpu.metrics import GpuMetrics, export_to_opentelemetry
 from observability.logs import get_logger
 from observability.setup import init_telemetry, sdk_metrics_exporter, temporal_runtime
 from settings import Settings, get_settings
@@ -71,14 +76,114 @@ async def serve(settings: Settings, task_queue: str | None = None) -> None:
             await stop.wait()
 
 
+def build_gpu_worker(
+    client: Client,
+    settings: Settings,
+    engine: GenerationEngine,
+    *,
+    task_queue: str | None = None,
+    concurrency: int | None = None,
+    metrics: GpuMetrics | None = None,
+) -> tuple[Worker, GpuModelActivities]:
+    """A worker hosting only the GPU `model_turn` activity on the GPU task queue (no workflows)."""
+    gpu = GpuModelActivities(engine, settings, metrics)
+    worker = Worker(
+        client,
+        task_queue=task_queue or settings.gpu_task_queue,
+        activities=[gpu.model_turn],
+        max_concurrent_activities=concurrency or settings.gpu_max_concurrent_activities,
+        # Generations are not interruptible mid-way without losing the work: give them time to end.
+        graceful_shutdown_timeout=timedelta(seconds=settings.gpu_drain_timeout_s),
+    )
+    return worker, gpu
+
+
+async def serve_gpu(
+    settings: Settings, model: str, task_queue: str | None = None, concurrency: int | None = None
+) -> None:
+    """Start the engine once, serve the GPU queue until SIGINT/SIGTERM, then drain: stop polling,
+    let every accepted activity finish, and only then shut the engine down."""
+    init_telemetry(settings)
+    log = get_logger("ai_factory.worker.gpu")
+    queue = task_queue or settings.gpu_task_queue
+    slots = concurrency or settings.gpu_max_concurrent_activities
+    engine = create_engine(settings, model, max_num_seqs=slots)
+    info = engine.info
+    log.info(
+        "engine ready", model=info.model, served_as=info.served_name, engine=info.engine, **info.settings
+    )
+    try:
+        async with sdk_metrics_exporter():
+            client = await connect(settings, runtime=temporal_runtime())
+            worker, gpu = build_gpu_worker(client, settings, engine, task_queue=queue, concurrency=slots)
+            export_to_opentelemetry(gpu.metrics)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            reporter = asyncio.create_task(
+                _report_metrics(gpu.metrics, settings.gpu_metrics_log_interval_s, log)
+            )
+            log.info(
+                "GPU worker serving",
+                task_queue=queue,
+                temporal_address=settings.temporal_address,
+                activity_slots=slots,
+                metrics_port=settings.metrics_port,
+            )
+            try:
+                async with worker:
+                    await stop.wait()
+                    log.info("draining: polling stopped", in_flight=gpu.metrics.in_flight)
+            finally:
+                reporter.cancel()
+            log.info("drained", **gpu.metrics.snapshot())
+    finally:
+        await engine.shutdown()
+
+
+async def _report_metrics(metrics: GpuMetrics, interval_s: float, log: Any) -> None:
+    """Log throughput, queue depth and latency every interval (the same figures `/metrics` exports)."""
+    while True:
+        await asyncio.sleep(interval_s)
+        log.info("GPU worker throughput", **metrics.snapshot(reset_window=True))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`python worker.py [--task-queue Q]`."""
+    """`python worker.py [--task-queue Q]` or `python worker.py --gpu --model PATH [--task-queue Q] [--concurrency N]`."""
     parser = argparse.ArgumentParser(description="AI Factory worker")
     parser.add_argument(
-        "--task-queue", default=None, help="task queue to poll (settings.task_queue by default)"
+        "--task-queue",
+        default=None,
+        help="task queue to poll (settings.task_queue, or gpu_task_queue with --gpu)",
+    )
+    parser.add_argument(
+        "--gpu", action="store_true", help="serve small-model activities with in-process vLLM"
+    )
+    parser.add_argument(
+        "--model", default=None, help="with --gpu: local model folder or model name (settings.gpu_model)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="with --gpu: activities at once (settings.gpu_max_concurrent_activities)",
     )
     args = parser.parse_args(argv)
-    asyncio.run(serve(get_settings(), args.task_queue))
+    settings = get_settings()
+    if not args.gpu:
+        asyncio.run(serve(settings, args.task_queue))
+        return
+    model = args.model or settings.gpu_model
+    if not model:
+        parser.error("--gpu needs --model (or GPU_MODEL)")
+    if args.concurrency is not None and args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    try:
+        asyncio.run(serve_gpu(settings, model, args.task_queue, args.concurrency))
+    except EngineUnavailable as exc:
+        print(f"worker.py --gpu: cannot start the engine: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":
