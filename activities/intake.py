@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import ValidationError
 from temporalio import activity
 
@@ -10,13 +12,21 @@ from activities.tools.registry import ToolRegistry
 from blueprints.catalog import Catalog
 from contracts.errors import ErrorCode, ErrorInfo
 from contracts.run import ModelChoice, ValidateInput, ValidateResult
+from policies.model_route import GPU_PROVIDER, gpu_route, route_targets
 from settings import Settings
 
 DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o-mini", "offline": "offline-v1"}
 
 
 def choose_model(settings: Settings, provider: str | None, model: str | None) -> ModelChoice:
-    """The request's choice, else the settings' (`auto`: Anthropic, then OpenAI, else offline)."""
+    """The request's choice, else the settings' (`auto`: Anthropic, then OpenAI, else offline).
+
+    `vllm` routes the run's turns to the GPU task queue first, with the settings' model as fallback."""
+    if provider == GPU_PROVIDER:
+        default_name = Path(settings.gpu_model).name if settings.gpu_model else ""
+        served = model or settings.gpu_served_model_name or default_name
+        fallback = choose_model(settings, None, None)
+        return gpu_route(served, settings.gpu_task_queue, settings.gpu_schedule_to_start_s, [fallback])
     if provider is None:
         provider = settings.model_provider
         if provider == "auto":
@@ -75,11 +85,14 @@ class IntakeActivities:
                 )
             )
         model = choose_model(self._settings, req.provider, req.model)
-        if model.provider not in self._providers.names():
+        # Targets on another task queue are served by other workers (GPU workers); check ours only.
+        configured = self._providers.names()
+        unknown = [t.provider for t in route_targets(model) if t.task_queue is None and t.provider not in configured]
+        if unknown:
             return ValidateResult(
                 error=ErrorInfo(
                     code="unknown_provider",
-                    message=f"provider {model.provider!r} is not configured on this worker",
+                    message=f"provider {unknown[0]!r} is not configured on this worker",
                     details={"configured": self._providers.names()},
                 )
             )

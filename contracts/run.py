@@ -39,6 +39,26 @@ class ModelChoice(BaseModel):
     provider: str
     model: str
     offline: bool = False
+    task_queue: str | None = None
+    """Task queue the model's turns are scheduled on (the GPU queue); the run's own queue when None."""
+    schedule_to_start_s: float | None = None
+    """How long a turn may wait for a worker on `task_queue` before the next model in `fallbacks` runs."""
+    fallbacks: list[ModelChoice] = Field(default_factory=list)
+    """The rest of the route, in order: tried when this model's turn fails or no worker takes it in time."""
+
+
+class RouteFallback(BaseModel):
+    """One move down the route: which step, from which model to which, and why."""
+
+    step_id: str
+    from_provider: str
+    from_model: str
+    from_task_queue: str | None = None
+    to_provider: str
+    to_model: str
+    reason: str
+    """`schedule_to_start_timeout` (no worker took it in time) or the failed activity's error type."""
+    message: str = ""
 
 
 class BlueprintSnapshot(BaseModel):
@@ -143,6 +163,8 @@ class RunStatus(BaseModel):
     policy_decisions: list[PolicyDecision] = Field(default_factory=list)
     audit: list[AuditEntry] = Field(default_factory=list)
     """Who did what, when and why: policy verdicts, escalations, decisions, refused signals."""
+    fallbacks: list[RouteFallback] = Field(default_factory=list)
+    """Every time a step moved down its model route."""
 
 
 class RunResult(BaseModel):
@@ -158,3 +180,4 @@ class RunResult(BaseModel):
     blueprint: str = ""
     model: ModelChoice | None = None
     report_cards: list[ReportCard] = Field(default_factory=list)
+    fallbacks: list[RouteFallback] = Field(default_factory=list)

@@ -37,6 +37,15 @@ POLICIES: dict[str, ActivityPolicy] = {
         heartbeat_s=20,
         non_retryable_types=NON_RETRYABLE,
     ),
+    # A model turn on a GPU worker's queue: long generations, heartbeats while generating.
+    "gpu_model": ActivityPolicy(
+        start_to_close_s=600,
+        max_attempts=3,
+        initial_interval_s=1,
+        max_interval_s=10,
+        heartbeat_s=30,
+        non_retryable_types=NON_RETRYABLE,
+    ),
     # A tool call: quick; idempotency keys make a retry safe.
     "tool": ActivityPolicy(
         start_to_close_s=60,
@@ -58,5 +67,5 @@ POLICIES: dict[str, ActivityPolicy] = {
 
 
 def policy_for(kind: str) -> ActivityPolicy:
-    """The policy for an activity kind (`model`, `tool`, `check`)."""
+    """The policy for an activity kind (`model`, `gpu_model`, `tool`, `check`)."""
     return POLICIES[kind]

@@ -48,10 +48,16 @@ async def validate_request(inp: ValidateInput) -> ValidateResult:
     )
 
 
-async def model_turn(inp: ModelTurnInput, task_queue: str | None = None) -> ModelTurnResult:
-    """One model call (on `task_queue` when the route names one, e.g. the GPU queue)."""
+async def model_turn(
+    inp: ModelTurnInput, task_queue: str | None = None, schedule_to_start_s: float | None = None
+) -> ModelTurnResult:
+    """One model call (on `task_queue` when the route names one, e.g. the GPU queue); with
+    `schedule_to_start_s`, it fails with a schedule-to-start timeout when no worker takes it in time."""
+    options = _options("gpu_model" if task_queue else "model")
+    if schedule_to_start_s:
+        options["schedule_to_start_timeout"] = timedelta(seconds=schedule_to_start_s)
     return await workflow.execute_activity(
-        ActivityNames.MODEL_TURN, inp, result_type=ModelTurnResult, task_queue=task_queue, **_options("model")
+        ActivityNames.MODEL_TURN, inp, result_type=ModelTurnResult, task_queue=task_queue, **options
     )
 
 

@@ -18,10 +18,8 @@ from activities.gpu.engine import Generation, GenerationEngine, SamplingSettings
 from activities.gpu.metrics import GpuMetrics
 from activities.gpu.structured import chat_messages, repair_messages, tools_schema, validation_problems
 from contracts.model import ModelTurnInput, ModelTurnResult, ToolCall, Usage
+from policies.model_route import GPU_PROVIDER
 from settings import Settings
-
-#: The provider name routes use for models served by GPU workers.
-GPU_PROVIDER = "vllm"
 
 
 class GpuModelActivities:
