@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ class FakeEngine:
         invalid_outputs: int = 0,
         model: str = "fake-small",
         events_file: Path | None = None,
+        responder: Callable[[str, Mapping[str, Any] | None], str | None] | None = None,
     ) -> None:
         self.info = EngineInfo(
             model=model, served_name=model, engine="fake", settings={"latency_s": latency_s}
@@ -44,6 +45,8 @@ class FakeEngine:
         self.latency_s = latency_s
         self.invalid_outputs = invalid_outputs
         self.events_file = events_file
+        self.responder = responder
+        """Answers (prompt, schema) with a text of its choosing; None falls back to the default answer."""
         self.in_flight = 0
         self.max_in_flight = 0
         self.calls: list[dict[str, Any]] = []
@@ -85,7 +88,10 @@ class FakeEngine:
     def _answer(
         self, prompt: str, sampling: SamplingSettings, schema: Mapping[str, Any] | None
     ) -> Generation:
-        if schema is None:
+        scripted = self.responder(prompt, schema) if self.responder else None
+        if scripted is not None:
+            text = scripted
+        elif schema is None:
             text = f"fake answer to {hashlib.sha256(prompt.encode()).hexdigest()[:8]}"
         elif self.invalid_outputs > 0:
             self.invalid_outputs -= 1
