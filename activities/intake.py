@@ -87,7 +87,9 @@ class IntakeActivities:
         model = choose_model(self._settings, req.provider, req.model)
         # Targets on another task queue are served by other workers (GPU workers); check ours only.
         configured = self._providers.names()
-        unknown = [t.provider for t in route_targets(model) if t.task_queue is None and t.provider not in configured]
+        unknown = [
+            t.provider for t in route_targets(model) if t.task_queue is None and t.provider not in configured
+        ]
         if unknown:
             return ValidateResult(
                 error=ErrorInfo(

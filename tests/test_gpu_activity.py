@@ -55,7 +55,9 @@ LABEL_TOOL = ToolSpec(
 async def test_guided_output_becomes_a_validated_tool_call_with_token_counts(tmp_path: Path) -> None:
     engine = FakeEngine()
     gpu = GpuModelActivities(engine, gpu_settings(tmp_path))
-    result = await ActivityEnvironment().run(gpu.model_turn, turn([LABEL_TOOL, submit_result_spec({"type": "object"})]))
+    result = await ActivityEnvironment().run(
+        gpu.model_turn, turn([LABEL_TOOL, submit_result_spec({"type": "object"})])
+    )
 
     assert result.provider == "vllm" and result.model == "fake-small"
     assert result.stop_reason == "tool_use"
@@ -116,8 +118,7 @@ async def test_a_cancelled_turn_stops_its_generation(tmp_path: Path) -> None:
     env = ActivityEnvironment()
     gpu = GpuModelActivities(engine, gpu_settings(tmp_path))
     running = asyncio.ensure_future(env.run(gpu.model_turn, turn([LABEL_TOOL])))
-    while engine.in_flight == 0:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(engine.entered.wait(), timeout=10)
     env.cancel()
     with pytest.raises((asyncio.CancelledError, CancelledError)):
         await running
@@ -147,11 +148,16 @@ def test_the_workflow_protocol_tools_give_schemas_that_validate_their_own_exampl
     jsonschema.Draft202012Validator.check_schema(schema)
     plan_call = {
         "tool": "submit_plan",
-        "arguments": {"tasks": [{"id": "t1", "kind": "execute", "instructions": "do it"}], "rationale": "one"},
+        "arguments": {
+            "tasks": [{"id": "t1", "kind": "execute", "instructions": "do it"}],
+            "rationale": "one",
+        },
     }
     value, problems = validation_problems(json.dumps(plan_call), schema)
     assert problems == [] and value == plan_call
-    _, problems = validation_problems(json.dumps({"tool": "label", "arguments": {"category": "weather"}}), schema)
+    _, problems = validation_problems(
+        json.dumps({"tool": "label", "arguments": {"category": "weather"}}), schema
+    )
     assert problems, "an argument outside the tool's enum must not pass"
     _, problems = validation_problems(json.dumps({"tool": "drop_tables", "arguments": {}}), schema)
     assert problems, "a tool that was not offered must not pass"

@@ -98,7 +98,13 @@ async def test_a_step_routed_to_the_gpu_queue_with_no_gpu_worker_falls_back_and_
 def plan_for_explainer(prompt: str, schema: Mapping[str, Any] | None) -> str | None:
     """A valid plan when the GPU model is asked to plan; the fake's default answer otherwise."""
     if schema and json.dumps(schema).count('"submit_plan"'):
-        task = {"id": "t1", "kind": "generate", "instructions": "explain", "allowed_tools": [], "depends_on": []}
+        task = {
+            "id": "t1",
+            "kind": "generate",
+            "instructions": "explain",
+            "allowed_tools": [],
+            "depends_on": [],
+        }
         return json.dumps({"tool": "submit_plan", "arguments": {"tasks": [task], "rationale": "one task"}})
     return None
 

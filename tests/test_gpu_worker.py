@@ -45,7 +45,9 @@ def turns(count: int) -> list[ModelTurnInput]:
 
 def workflow_worker(client: Client, task_queue: str) -> Worker:
     """Hosts the test workflow that sends turns to the GPU queue (the GPU worker hosts none)."""
-    return Worker(client, task_queue=task_queue, workflows=[GpuTurnsWorkflow], workflow_runner=sandbox_runner())
+    return Worker(
+        client, task_queue=task_queue, workflows=[GpuTurnsWorkflow], workflow_runner=sandbox_runner()
+    )
 
 
 async def wait_until(predicate, timeout_s: float = 20.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
@@ -56,7 +58,9 @@ async def wait_until(predicate, timeout_s: float = 20.0, what: str = "condition"
         await asyncio.sleep(0.05)
 
 
-async def test_many_turns_in_flight_reach_the_engine_together(env: WorkflowEnvironment, task_queue: str) -> None:
+async def test_many_turns_in_flight_reach_the_engine_together(
+    env: WorkflowEnvironment, task_queue: str
+) -> None:
     gpu_queue = f"{task_queue}-gpu"
     settings = Settings(_env_file=None, gpu_heartbeat_interval_s=0.2)  # type: ignore[call-arg]
     engine = FakeEngine()
@@ -121,13 +125,13 @@ async def test_sigterm_drains_every_accepted_turn_before_the_engine_stops(
     events = tmp_path / "events.log"
     events.touch()
     count = 12
-    process = subprocess.Popen(
-        [sys.executable, "worker.py", "--gpu", "--model", "fake-small", "--task-queue", gpu_queue, "--concurrency", "64"],
+    process = await asyncio.create_subprocess_exec(
+        *[sys.executable, "worker.py", "--gpu", "--model", "fake-small", "--task-queue", gpu_queue],
+        *["--concurrency", "64"],
         cwd=ROOT,
         env=gpu_worker_env(devserver_target_host, events, latency_s=3.0),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
     try:
         client = devserver_env.client
@@ -145,11 +149,12 @@ async def test_sigterm_drains_every_accepted_turn_before_the_engine_stops(
             process.send_signal(signal.SIGTERM)
             # No other GPU worker exists: a lost turn would never finish and this would time out.
             results = await asyncio.wait_for(handle.result(), timeout=60)
-        output, _ = await asyncio.to_thread(process.communicate, timeout=60)
+        stdout, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+        output = stdout.decode()
     finally:
-        if process.poll() is None:
+        if process.returncode is None:
             process.kill()
-            process.wait()
+            await process.wait()
 
     assert process.returncode == 0, output
     assert len(results) == count and all(r.tool_calls for r in results)
@@ -159,7 +164,9 @@ async def test_sigterm_drains_every_accepted_turn_before_the_engine_stops(
     assert "draining" in output and "drained" in output
     history = await handle.fetch_history()
     attempts = [
-        e.activity_task_started_event_attributes.attempt for e in history.events if e.HasField("activity_task_started_event_attributes")
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField("activity_task_started_event_attributes")
     ]
     assert attempts == [1] * count, "no turn was retried: each finished on the worker that accepted it"
 

@@ -13,7 +13,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RawValue
-from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutError,
+    TimeoutType,
+)
 
 from contracts.errors import ErrorCode, ErrorInfo
 from contracts.escalation import EscalationPacket
@@ -355,7 +361,7 @@ class AgentRunWorkflow:
                     turn, task_queue=target.task_queue, schedule_to_start_s=target.schedule_to_start_s
                 )
             except ActivityError as exc:
-                if index + 1 == len(targets):
+                if index + 1 == len(targets) or isinstance(exc.cause, CancelledError):
                     raise
                 reason, message = fallback_reason(exc)
                 if reason == NO_WORKER_IN_TIME and target.task_queue:
@@ -374,8 +380,7 @@ class AgentRunWorkflow:
                     )
                 )
                 workflow.logger.warning(
-                    "step %s: %s/%s -> %s/%s (%s)",
-                    *(inp.step_id, target.provider, target.model, following.provider, following.model, reason),
+                    "step %s moved down its route: %s (%s)", inp.step_id, following.model, reason
                 )
         raise AssertionError("a route has at least one target")
 

@@ -51,6 +51,8 @@ class FakeEngine:
         self.max_in_flight = 0
         self.calls: list[dict[str, Any]] = []
         self.shut_down = False
+        self.entered = asyncio.Event()
+        """Set once a generation has started."""
         self._release: asyncio.Event | None = None
 
     def hold(self) -> asyncio.Event:
@@ -74,6 +76,7 @@ class FakeEngine:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self.calls.append({"prompts": list(prompts), "sampling": sampling, "schema": json_schema})
         self._event("start", key)
+        self.entered.set()
         try:
             if self._release is not None:
                 await self._release.wait()

@@ -25,4 +25,6 @@ class GpuTurnsWorkflow:
     @workflow.run
     async def run(self, inp: GpuTurnsInput) -> list[ModelTurnResult]:
         """The results, in the order of the turns."""
-        return list(await asyncio.gather(*(act.model_turn(t, task_queue=inp.gpu_task_queue) for t in inp.turns)))
+        return list(
+            await asyncio.gather(*(act.model_turn(t, task_queue=inp.gpu_task_queue) for t in inp.turns))
+        )
