@@ -182,3 +182,12 @@ def test_definitions_two_tools_name_differently_are_kept_apart() -> None:
     assert validation_problems('{"tool": "a", "arguments": {"item": 3}}', schema)[1] == []
     assert validation_problems('{"tool": "b", "arguments": {"item": "x"}}', schema)[1] == []
     assert validation_problems('{"tool": "b", "arguments": {"item": 3}}', schema)[1]
+
+
+def test_the_gpu_activity_serves_the_pinned_model_turn_contract() -> None:
+    from temporalio import activity as temporal_activity
+
+    from workflows.activity_stubs import ActivityNames
+
+    defn = temporal_activity._Definition.from_callable(GpuModelActivities.model_turn)
+    assert defn is not None and defn.name == ActivityNames.MODEL_TURN == "model_turn"

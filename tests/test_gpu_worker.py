@@ -201,3 +201,22 @@ def test_without_vllm_the_gpu_worker_says_how_to_install_it(tmp_path: Path) -> N
     )
     assert done.returncode == 4
     assert "vLLM is not installed" in done.stderr and "pip install -e '.[gpu]'" in done.stderr
+
+
+def test_the_gpu_benchmark_imports_and_explains_what_it_needs_without_vllm() -> None:
+    try:
+        import vllm  # noqa: F401
+
+        pytest.skip("vLLM is installed here")
+    except ImportError:
+        pass
+    done = subprocess.run(
+        [sys.executable, "benchmarks/gpu_throughput.py", "--levels", "1"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 4
+    assert "vLLM is not installed" in done.stderr

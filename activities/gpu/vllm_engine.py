@@ -71,6 +71,15 @@ def engine_settings(settings: Settings, max_num_seqs: int) -> dict[str, Any]:
     return args
 
 
+def render_chat(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> str:
+    """A prompt from the tokenizer's chat template; a plain role-tagged layout when it has none
+    (random test models). The benchmark renders its offline prompts with this too."""
+    if getattr(tokenizer, "chat_template", None):
+        return str(tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True))
+    lines = [f"<|{m['role']}|>\n{m['content']}" for m in messages]
+    return "\n".join([*lines, "<|assistant|>\n"])
+
+
 class VllmEngine:
     """vLLM's AsyncLLM (continuous batching across concurrent `generate` calls) plus the model's
     tokenizer for chat templates."""
@@ -104,15 +113,8 @@ class VllmEngine:
         return cls(engine, tokenizer, info)
 
     def render_chat(self, messages: Sequence[Mapping[str, str]]) -> str:
-        """The model's own chat template; a plain role-tagged layout when it has none (random test models)."""
-        if getattr(self._tokenizer, "chat_template", None):
-            return str(
-                self._tokenizer.apply_chat_template(
-                    list(messages), tokenize=False, add_generation_prompt=True
-                )
-            )
-        lines = [f"<|{m['role']}|>\n{m['content']}" for m in messages]
-        return "\n".join([*lines, "<|assistant|>\n"])
+        """The model's own chat template (see `render_chat`)."""
+        return render_chat(self._tokenizer, messages)
 
     async def generate(
         self,
