@@ -129,7 +129,8 @@ async def test_sigterm_drains_every_accepted_turn_before_the_engine_stops(
         *[sys.executable, "worker.py", "--gpu", "--model", "fake-small", "--task-queue", gpu_queue],
         *["--concurrency", "64"],
         cwd=ROOT,
-        env=gpu_worker_env(devserver_target_host, events, latency_s=3.0),
+        # 6 s per turn: every turn is still mid-flight at SIGTERM even on a loaded machine.
+        env=gpu_worker_env(devserver_target_host, events, latency_s=6.0),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
