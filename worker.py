@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -22,7 +24,7 @@ from activities.gpu.activity import GpuModelActivities
 from activities.gpu.engine import EngineUnavailable, GenerationEngine, create_engine
 from activities.gpu.metrics import GpuMetrics, export_to_opentelemetry
 from observability.logs import get_logger
-from observability.setup import init_telemetry, sdk_metrics_exporter, temporal_runtime
+from observability.setup import flush_telemetry, init_telemetry, sdk_metrics_exporter, temporal_runtime
 from settings import Settings, get_settings
 from starter import connect, ensure_search_attributes
 from workflows.agent_run import AgentRunWorkflow
@@ -184,6 +186,14 @@ def main(argv: list[str] | None = None) -> None:
     except EngineUnavailable as exc:
         print(f"worker.py --gpu: cannot start the engine: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    # Drained and the engine is down. Native threads (gRPC's poller, vLLM's engine core) can abort
+    # the interpreter's finalization (seen: "PyGILState_Release ... finalizing", exit -6), which
+    # would turn a clean drain into a crash for the supervisor: flush and leave without it.
+    flush_telemetry()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
