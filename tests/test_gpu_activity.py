@@ -191,3 +191,28 @@ def test_the_gpu_activity_serves_the_pinned_model_turn_contract() -> None:
 
     defn = temporal_activity._Definition.from_callable(GpuModelActivities.model_turn)
     assert defn is not None and defn.name == ActivityNames.MODEL_TURN == "model_turn"
+
+
+def test_gpu_metrics_are_exported_as_opentelemetry_gauges() -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from activities.gpu.metrics import GpuMetrics, export_to_opentelemetry
+
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    metrics = GpuMetrics()
+    export_to_opentelemetry(metrics, provider.get_meter("test"))
+    metrics.activity_started(0.3)
+    metrics.tokens(prompt=10, completion=7)
+    data = reader.get_metrics_data()
+    assert data is not None
+    values = {
+        m.name: m.data.data_points[0].value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    }
+    assert values["factory.gpu.activities_in_flight"] == 1
+    assert values["factory.gpu.completion_tokens_total"] == 7
+    assert values["factory.gpu.schedule_to_start_s_p95"] == 0.5

@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 #: Upper bounds (seconds) of the latency histograms' buckets; the last bucket is +Inf.
 LATENCY_BUCKETS_S: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -114,12 +115,13 @@ class GpuMetrics:
         return snap
 
 
-def export_to_opentelemetry(metrics: GpuMetrics) -> None:
-    """Publish every instrument of `metrics` as an observable gauge (`factory.gpu.*`) on the global
-    meter provider, which feeds the worker's Prometheus endpoint and OTLP. Call once per process."""
+def export_to_opentelemetry(metrics: GpuMetrics, meter: Any = None) -> None:
+    """Publish every instrument of `metrics` as an observable gauge (`factory.gpu.*`) on `meter`
+    (the global provider's by default, which feeds the worker's Prometheus endpoint and OTLP).
+    Call once per process."""
     from opentelemetry.metrics import CallbackOptions, Observation, get_meter
 
-    meter = get_meter("ai_factory.gpu")
+    meter = meter or get_meter("ai_factory.gpu")
     for name in metrics.snapshot():
 
         def observe(_: CallbackOptions, name: str = name) -> list[Observation]:
