@@ -44,6 +44,13 @@ def spawn_worker(target_host: str, task_queue: str, data_dir: Path, log: Path) -
     )
 
 
+def done_records(done_dir: Path) -> list[Path]:
+    """Completed keys: `<hash>.json` files (a `.…tmp` beside them is a record still being written)."""
+    if not done_dir.exists():
+        return []
+    return [p for p in done_dir.iterdir() if p.suffix == ".json" and not p.name.startswith(".")]
+
+
 async def wait_for(predicate, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
     import asyncio
 
@@ -76,12 +83,12 @@ async def test_a_sigkilled_worker_resumes_at_the_last_completed_step(
         )
 
         async def some_steps_done() -> bool:
-            return done_dir.exists() and len(list(done_dir.iterdir())) >= 2
+            return len(done_records(done_dir)) >= 2
 
         await wait_for(some_steps_done, 60, "two completed side effects")
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
-        done_before_kill = {json.loads(p.read_text())["key"] for p in done_dir.iterdir()}
+        done_before_kill = {json.loads(p.read_text())["key"] for p in done_records(done_dir)}
         # No worker is alive to answer a query: the server's search attribute tells the state.
         description = await handle.describe()
         assert description.typed_search_attributes.get(FACTORY_STATE) == "EXECUTING"
@@ -104,7 +111,7 @@ async def test_a_sigkilled_worker_resumes_at_the_last_completed_step(
         assert counts[key] == 1, f"completed step {key} ran again after the crash"  # ... completed ones once
     # Steps in flight at the kill may be entered again (the documented at-least-once window), but
     # their effect is recorded once: one done record per key.
-    assert len(list(done_dir.iterdir())) == len(counts)
+    assert len(done_records(done_dir)) == len(counts)
     assert all(n <= 2 for n in counts.values())
 
     # The workflow did not start over: each model turn was scheduled once in history.
