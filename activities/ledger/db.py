@@ -1,0 +1,238 @@
+"""The ledger: where every run, transition, model call, tool call, escalation and dead letter is
+written, on a SQLite file by default or PostgreSQL when `DATABASE_URL` says so.
+
+Writes are idempotent (INSERT ... ON CONFLICT DO NOTHING on the table's natural key), so an
+activity that runs twice never counts twice. Other parts of the engine write through the
+`record_*` methods only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from activities.ledger import schema
+from activities.ledger.records import (
+    DeadLetterRecord,
+    DecisionRecord,
+    EscalationRecord,
+    ModelCallRecord,
+    RunEndRecord,
+    RunStartRecord,
+    ToolCallRecord,
+)
+from contracts.cost import TransitionEvent
+from contracts.model import Usage
+from settings import Settings
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+
+
+def ledger_url(settings: Settings) -> str:
+    """The async SQLAlchemy URL: `database_url` (plain `postgresql://` gets asyncpg), else a
+    SQLite file under `data_dir`."""
+    url = settings.database_url
+    if not url:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{settings.data_dir / 'ledger.sqlite3'}"
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+asyncpg://" + url[len(plain) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+def create_engine_for(url: str) -> AsyncEngine:
+    """An async engine; SQLite files get WAL and a busy timeout so concurrent activities queue
+    for the write lock instead of failing."""
+    engine = create_async_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+    return engine
+
+
+class Ledger:
+    """The write API (and the few reads the engine needs) over one database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine_for(url)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Ledger:
+        """The ledger the settings point at."""
+        return cls(ledger_url(settings))
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Apply the Alembic migrations (workers call this at start; it is a no-op when current)."""
+        from alembic import command
+        from alembic.config import Config
+
+        def _upgrade(connection: Any) -> None:
+            config = Config(str(ALEMBIC_INI))
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+    async def close(self) -> None:
+        """Dispose of the connection pool."""
+        await self.engine.dispose()
+
+    # ------------------------------------------------------------------------------ writes
+    async def record_run_start(
+        self, run: RunStartRecord, transitions: Iterable[TransitionEvent] = ()
+    ) -> None:
+        """A run's first row (kept if it exists) and any transitions riding along."""
+        async with self.engine.begin() as conn:
+            row = run.model_dump()
+            row["state"] = "VALIDATING"
+            await self._insert_ignore(conn, schema.runs, [row])
+            await self._transitions(conn, run.run_id, transitions)
+
+    async def record_transitions(self, run_id: str, transitions: Iterable[TransitionEvent]) -> None:
+        """State transitions (unique by run and sequence number)."""
+        async with self.engine.begin() as conn:
+            await self._transitions(conn, run_id, transitions)
+
+    async def record_model_call(
+        self, call: ModelCallRecord, transitions: Iterable[TransitionEvent] = ()
+    ) -> bool:
+        """One attempt of a model call (unique by run, step, attempt). Returns False when it was
+        already recorded (a retried activity): the caller must not count it again."""
+        row = call.model_dump(exclude={"usage"})
+        row.update(
+            input_tokens=call.usage.input_tokens,
+            output_tokens=call.usage.output_tokens,
+            cache_read_tokens=call.usage.cache_read_tokens,
+            cache_write_tokens=call.usage.cache_write_tokens,
+        )
+        async with self.engine.begin() as conn:
+            inserted = await self._insert_ignore(conn, schema.model_calls, [row])
+            await self._transitions(conn, call.run_id, transitions)
+        return inserted > 0
+
+    async def record_tool_call(
+        self, call: ToolCallRecord, transitions: Iterable[TransitionEvent] = ()
+    ) -> bool:
+        """One tool call (unique by run and step); False when already recorded."""
+        async with self.engine.begin() as conn:
+            inserted = await self._insert_ignore(conn, schema.tool_calls, [call.model_dump()])
+            await self._transitions(conn, call.run_id, transitions)
+        return inserted > 0
+
+    async def record_run_end(self, end: RunEndRecord, transitions: Iterable[TransitionEvent] = ()) -> None:
+        """The run's outcome and totals (the same values on a retry, so an update is idempotent)."""
+        values = end.model_dump(exclude={"run_id"})
+        async with self.engine.begin() as conn:
+            await self._insert_ignore(conn, schema.runs, [{"run_id": end.run_id, **values}])
+            await conn.execute(update(schema.runs).where(schema.runs.c.run_id == end.run_id).values(**values))
+            await self._transitions(conn, end.run_id, transitions)
+
+    async def record_escalation(self, escalation: EscalationRecord) -> bool:
+        """A run asked a human; False when this escalation id was already recorded."""
+        async with self.engine.begin() as conn:
+            return await self._insert_ignore(conn, schema.escalations, [escalation.model_dump()]) > 0
+
+    async def record_decision(self, decision: DecisionRecord) -> bool:
+        """The answer to an escalation; False when this decision id was already recorded."""
+        async with self.engine.begin() as conn:
+            return await self._insert_ignore(conn, schema.decisions, [decision.model_dump()]) > 0
+
+    async def record_dead_letter(self, letter: DeadLetterRecord) -> bool:
+        """A dead letter; False when this id was already recorded."""
+        async with self.engine.begin() as conn:
+            return await self._insert_ignore(conn, schema.dead_letters, [letter.model_dump()]) > 0
+
+    async def mark_redriven(self, dead_letter_id: str, redriven_by: str) -> bool:
+        """Link a dead letter to the run that redrove it; False when it does not exist or was
+        already redriven by another run."""
+        table = schema.dead_letters
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(table)
+                .where(table.c.id == dead_letter_id)
+                .where((table.c.redriven_by.is_(None)) | (table.c.redriven_by == redriven_by))
+                .values(redriven_by=redriven_by)
+            )
+            return (result.rowcount or 0) > 0
+
+    # ------------------------------------------------------------------------------- reads
+    async def failed_attempts_spend(
+        self, run_id: str, step_id: str, before_attempt: int | None = None
+    ) -> tuple[Usage, float, int]:
+        """(usage, USD, count) of the failed attempts of one call that billed tokens."""
+        table = schema.model_calls
+        query = select(
+            func.coalesce(func.sum(table.c.input_tokens), 0),
+            func.coalesce(func.sum(table.c.output_tokens), 0),
+            func.coalesce(func.sum(table.c.cache_read_tokens), 0),
+            func.coalesce(func.sum(table.c.cache_write_tokens), 0),
+            func.coalesce(func.sum(table.c.cost_usd), 0.0),
+            func.count(),
+        ).where(table.c.run_id == run_id, table.c.step_id == step_id, table.c.status == "failed")
+        if before_attempt is not None:
+            query = query.where(table.c.attempt < before_attempt)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).one()
+        usage = Usage(
+            input_tokens=row[0], output_tokens=row[1], cache_read_tokens=row[2], cache_write_tokens=row[3]
+        )
+        return usage, float(row[4]), int(row[5])
+
+    async def run_spend(self, run_id: str) -> tuple[int, float]:
+        """(tokens, USD) the ledger holds for a run, every attempt included."""
+        table = schema.model_calls
+        query = select(
+            func.coalesce(func.sum(table.c.input_tokens + table.c.output_tokens), 0),
+            func.coalesce(func.sum(table.c.cost_usd), 0.0),
+        ).where(table.c.run_id == run_id)
+        async with self.engine.connect() as conn:
+            tokens, usd = (await conn.execute(query)).one()
+        return int(tokens), float(usd)
+
+    async def rows(self, table: Table, **where: Any) -> list[dict[str, Any]]:
+        """Rows of a table matching equality filters (tests and the CLI read with this)."""
+        query = select(table)
+        for column, value in where.items():
+            query = query.where(table.c[column] == value)
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(query)).all()]
+
+    # ----------------------------------------------------------------------------- helpers
+    async def _transitions(
+        self, conn: AsyncConnection, run_id: str, transitions: Iterable[TransitionEvent]
+    ) -> None:
+        rows = [{"run_id": run_id, **t.model_dump()} for t in transitions]
+        if rows:
+            await self._insert_ignore(conn, schema.state_transitions, rows)
+
+    async def _insert_ignore(
+        self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
+    ) -> int:
+        """INSERT ... ON CONFLICT DO NOTHING on either dialect; returns the rows actually inserted."""
+        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        result = await conn.execute(insert(table).values(list(rows)).on_conflict_do_nothing())
+        return result.rowcount or 0
