@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     gpu_engine_factory: str | None = None
     """Test-only: `module:callable` building the generation engine instead of vLLM (the fake engine)."""
 
+    price_file: Path | None = None
+    """Operator price table (JSON or TOML: {version, models: {model: {input, output, cache_read,
+    cache_write, context_window}}}) laid over the shipped one; a bad file stops the worker at start."""
+    provider_rate_limits: dict[str, float] = Field(default_factory=dict)
+    """Provider → most model calls per second. Each listed provider's calls go through its own task
+    queue (`<task_queue>-<provider>`) with Temporal's task-queue rate limit, served by `worker.py`."""
+    circuit_failure_threshold: int = 5
+    """Consecutive failures of one provider/model in a worker process that open its circuit."""
+    circuit_cooldown_s: float = 30.0
+    """How long an open circuit answers `CircuitOpen` at once before letting one call try again."""
+
     max_input_bytes: int = 256 * 1024
     """Largest accepted run input, as UTF-8 JSON; bigger inputs are REJECTED."""
     log_level: str = "INFO"
@@ -143,6 +154,14 @@ class Settings(BaseSettings):
     """Browser origins allowed to call the codec server (the Temporal UI's)."""
     codec_server_token: str | None = Field(default=None, repr=False)
     """When set, the codec server requires `Authorization: Bearer <token>`."""
+
+    def provider_task_queue(self, provider: str) -> str:
+        """The rate-limited task queue of one provider's model calls."""
+        return f"{self.task_queue}-{provider}"
+
+    def provider_queues(self) -> dict[str, str]:
+        """Provider → its own task queue, for the providers given a rate limit."""
+        return {provider: self.provider_task_queue(provider) for provider in self.provider_rate_limits}
 
     def resolved_workspace_root(self) -> Path:
         """The workspace root, created on first use."""

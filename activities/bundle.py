@@ -6,9 +6,13 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from activities.cost_plan import load_price_table
 from activities.intake import IntakeActivities
+from activities.ledger import Ledger
+from activities.ledger.activity import LedgerActivities
 from activities.model_turn import ModelActivities
 from activities.models.base import ModelProvider, ProviderRegistry
+from activities.models.circuit import CircuitBreaker
 from activities.models.offline import OfflineProvider
 from activities.review import ReviewActivities
 from activities.tool_call import ToolActivities
@@ -42,15 +46,37 @@ def build_activities(
     catalog: Catalog | None = None,
     tools: ToolRegistry | None = None,
     providers: ProviderRegistry | None = None,
+    ledger: Ledger | None = None,
+    model_activities: ModelActivities | None = None,
 ) -> list[Callable[..., Any]]:
-    """The activity callables for `Worker(activities=...)`."""
+    """The activity callables for `Worker(activities=...)`. The ledger is the settings' one when
+    not given (its migrations are applied by `worker.serve`, or by the caller)."""
     catalog = catalog or default_catalog(settings.extension_modules)
     tools = tools or load_tools(settings.extension_modules)
     providers = providers or build_providers(settings, catalog)
+    ledger = ledger or Ledger.from_settings(settings)
+    models = model_activities or build_model_activities(settings, providers, ledger)
     intake = IntakeActivities(settings, catalog, tools, providers)
     return [
         intake.validate_request,
-        ModelActivities(providers, trace_content=settings.trace_content).model_turn,
-        ToolActivities(settings, tools).call_tool,
+        models.model_turn,
+        ToolActivities(settings, tools, ledger).call_tool,
         ReviewActivities(catalog).review_output,
+        LedgerActivities(ledger).record_run_end,
     ]
+
+
+def build_model_activities(
+    settings: Settings, providers: ProviderRegistry, ledger: Ledger
+) -> ModelActivities:
+    """The model activities (one circuit breaker per worker process, shared by every queue)."""
+    version, prices = load_price_table(settings)
+    breaker = CircuitBreaker(settings.circuit_failure_threshold, settings.circuit_cooldown_s)
+    return ModelActivities(
+        providers,
+        ledger,
+        breaker=breaker,
+        prices=prices,
+        price_table_version=version,
+        trace_content=settings.trace_content,
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from temporalio import activity
 
+from activities.cost_plan import resolve_cost_plan
 from activities.models.base import ProviderRegistry
 from activities.tools.registry import ToolRegistry
 from blueprints.catalog import Catalog
@@ -98,5 +99,8 @@ class IntakeActivities:
                     details={"configured": self._providers.names()},
                 )
             )
+        cost, cost_error = resolve_cost_plan(self._settings, blueprint, req, model, self._providers.names())
+        if cost_error is not None:
+            return ValidateResult(error=cost_error)
         snapshot = blueprint.snapshot(self._tools.specs(list(blueprint.allowed_tools)))
-        return ValidateResult(blueprint=snapshot, input=normalized, model=model)
+        return ValidateResult(blueprint=snapshot, input=normalized, model=model, cost=cost)

@@ -7,6 +7,7 @@ import time
 from temporalio import activity
 
 from activities.heartbeat import with_heartbeats
+from activities.ledger import Ledger, ToolCallRecord
 from activities.tools.registry import ToolContext, ToolError, ToolRegistry
 from activities.tools.sandbox import Workspace
 from contracts.tools import ToolCallInput, ToolResult
@@ -20,13 +21,33 @@ _log = get_logger("ai_factory.call_tool")
 class ToolActivities:
     """Dispatches tool calls to the registry; the workspace is created on first use."""
 
-    def __init__(self, settings: Settings, tools: ToolRegistry) -> None:
+    def __init__(self, settings: Settings, tools: ToolRegistry, ledger: Ledger | None = None) -> None:
         self._settings = settings
         self._tools = tools
+        self._ledger = ledger
 
     @activity.defn(name="call_tool")
     async def call_tool(self, inp: ToolCallInput) -> ToolResult:
-        """Validate, run, validate the result. Failures come back as results, never raised."""
+        """Validate, run, validate the result. Failures come back as results, never raised.
+        The call (and the run's pending transitions) is written to the ledger."""
+        started = time.perf_counter()
+        result = await self._run(inp)
+        if self._ledger is not None:
+            await self._ledger.record_tool_call(
+                ToolCallRecord(
+                    run_id=inp.run_id,
+                    step_id=inp.step_id,
+                    tool=inp.tool,
+                    status=result.status,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                    idempotency_key=inp.idempotency_key,
+                    replayed=result.replayed,
+                ),
+                inp.ledger.transitions,
+            )
+        return result
+
+    async def _run(self, inp: ToolCallInput) -> ToolResult:
         try:
             workspace = Workspace(inp.workspace, self._settings.resolved_workspace_root()).create()
         except ToolError as exc:  # an unsafe workspace name is refused like any bad path

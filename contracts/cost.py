@@ -7,7 +7,7 @@ history, so the workflow decides from these values alone, deterministically.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -104,3 +104,28 @@ class LedgerEvents(BaseModel):
     """Ledger rows that ride on an activity the run makes anyway (no extra activity per transition)."""
 
     transitions: list[TransitionEvent] = Field(default_factory=list)
+
+
+class RunLedgerInput(BaseModel):
+    """Input of the `record_run_end` activity: the run's outcome, totals and last transitions."""
+
+    run_id: str
+    temporal_run_id: str = ""
+    blueprint: str = ""
+    blueprint_version: str = ""
+    tenant: str = "default"
+    state: str
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    success: bool = False
+    error_code: str | None = None
+    budget: RunBudget | None = None
+    budget_alerted: bool = False
+    budget_stopped: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    model_calls: int = 0
+    tool_calls: int = 0
+    partial_output: Any = None
+    ledger: LedgerEvents = Field(default_factory=LedgerEvents)

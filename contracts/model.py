@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from contracts.cost import LedgerEvents, ModelPrice
+
 
 class ToolSpec(BaseModel):
     """What the model sees of a tool: its name, what it does, and its JSON-schema arguments."""
@@ -82,6 +84,17 @@ class ModelTurnInput(BaseModel):
     """`name@version` of the blueprint the run uses (the offline model reads it)."""
     context: dict[str, Any] = Field(default_factory=dict)
     """Structured facts for the offline/scripted models (the run input, the task); real providers ignore it."""
+    task_queue: str | None = None
+    """The queue the route scheduled this call on (recorded in the ledger)."""
+    route_index: int = 0
+    """Position of this model in the step's route (0 = first choice)."""
+    route_reason: str = ""
+    """Why the route chose this model (first choice, or fallback after which failures)."""
+    price: ModelPrice | None = None
+    """The model's price as of the run's start; the worker's own table when None."""
+    price_table_version: str = ""
+    ledger: LedgerEvents = Field(default_factory=LedgerEvents)
+    """State transitions since the run's last activity: written with this call's ledger row."""
 
 
 class ModelTurnResult(BaseModel):
@@ -100,3 +113,12 @@ class ModelTurnResult(BaseModel):
     """The model the provider says answered (e.g. a dated snapshot of `model`); empty when unknown."""
     response_id: str = ""
     """The provider's id of this response (for support tickets and trace correlation)."""
+    ttft_ms: float | None = None
+    """Time to first token, when the provider streamed."""
+    cost_usd: float = 0.0
+    """What this (successful) attempt cost, at the run's prices."""
+    attempt: int = 1
+    """The Temporal attempt that produced this result."""
+    failed_attempts_usage: Usage = Field(default_factory=Usage)
+    """Tokens billed by earlier failed attempts of this same call (each counted once, from the ledger)."""
+    failed_attempts_cost_usd: float = 0.0

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from contracts.cost import ContextPolicy, CostPlan, ModelTarget
 from contracts.errors import ErrorInfo
 from contracts.escalation import AuditEntry, EscalationPacket
 from contracts.model import ToolSpec, Usage
@@ -31,6 +32,14 @@ class RunRequest(BaseModel):
     """supervised / bounded / autonomous; the blueprint's policy decides when omitted."""
     oversized_bytes: int | None = None
     """Set by the client instead of the input when the input is too large to send: INTAKE rejects it."""
+    max_tokens: int | None = None
+    """Budget override: most input+output tokens the run may spend (the blueprint's default when None)."""
+    max_usd: float | None = None
+    """Budget override: most dollars the run may spend (the blueprint's default when None)."""
+    routes: dict[str, list[ModelTarget]] | None = None
+    """Routing override: step kind (or `*`) → ordered model targets."""
+    context: ContextPolicy | None = None
+    """Context-control override (threshold, window); the blueprint's default when None."""
 
 
 class ModelChoice(BaseModel):
@@ -105,6 +114,8 @@ class ValidateResult(BaseModel):
     input: Any = None
     model: ModelChoice | None = None
     error: ErrorInfo | None = None
+    cost: CostPlan | None = None
+    """Routes, prices, budget and context policy of the run, fixed here."""
 
 
 class ReviewInput(BaseModel):
@@ -165,6 +176,14 @@ class RunStatus(BaseModel):
     """Who did what, when and why: policy verdicts, escalations, decisions, refused signals."""
     fallbacks: list[RouteFallback] = Field(default_factory=list)
     """Every time a step moved down its model route."""
+    cost: CostPlan | None = None
+    """The run's routes, prices, budget and context policy."""
+    route_decisions: list[dict[str, Any]] = Field(default_factory=list)
+    """Per model call: step, kind, chosen model, reason, outcome."""
+    budget_alerted: bool = False
+    budget_stopped: bool = False
+    compactions: int = 0
+    """Times context control summarized older turns."""
 
 
 class RunResult(BaseModel):
@@ -181,3 +200,7 @@ class RunResult(BaseModel):
     model: ModelChoice | None = None
     report_cards: list[ReportCard] = Field(default_factory=list)
     fallbacks: list[RouteFallback] = Field(default_factory=list)
+    partial_output: Any = None
+    """What a run stopped short of COMPLETE had done (task results, last output), kept on purpose."""
+    budget_alerted: bool = False
+    budget_stopped: bool = False

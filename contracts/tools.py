@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from contracts.cost import LedgerEvents
 from contracts.errors import ErrorInfo
 
 ToolStatus = Literal["ok", "error", "denied", "needs_approval"]
@@ -23,6 +24,8 @@ class ToolCallInput(BaseModel):
     dry_run: bool = False
     idempotency_key: str = ""
     """run id + step id: a side-effecting tool run twice acts once."""
+    ledger: LedgerEvents = Field(default_factory=LedgerEvents)
+    """State transitions since the run's last activity: written with this call's ledger row."""
 
 
 class ToolResult(BaseModel):

@@ -87,7 +87,8 @@ def observe_model_result(
 ) -> float:
     """Put the outcome on the span and record the call's metrics; returns the call's cost in USD."""
     usage = result.usage
-    cost = cost_usd(result.model, usage)
+    # The activity prices the call at the run's recorded prices; the shipped table otherwise.
+    cost = result.cost_usd or cost_usd(result.model, usage)
     utilization = context_utilization(result.model, usage.input_tokens)
     # Our providers do not stream: the first token arrives with the whole response.
     ttft = result.latency_ms / 1000 if result.latency_ms else duration_s

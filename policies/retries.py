@@ -25,6 +25,7 @@ NON_RETRYABLE = (
     "ProviderAuthError",
     "UnknownProvider",
     "InvalidActivityInput",
+    "CircuitOpen",
 )
 
 POLICIES: dict[str, ActivityPolicy] = {

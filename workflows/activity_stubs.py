@@ -11,6 +11,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from contracts.cost import RunLedgerInput
 from contracts.model import ModelTurnInput, ModelTurnResult
 from contracts.run import ReportCard, ReviewInput, ValidateInput, ValidateResult
 from contracts.tools import ToolCallInput, ToolResult
@@ -24,9 +25,10 @@ class ActivityNames:
     MODEL_TURN = "model_turn"
     CALL_TOOL = "call_tool"
     REVIEW_OUTPUT = "review_output"
+    RECORD_RUN_END = "record_run_end"
 
 
-def _options(kind: str) -> dict[str, Any]:
+def _options(kind: str, max_attempts: int | None = None) -> dict[str, Any]:
     p = policy_for(kind)
     return {
         "start_to_close_timeout": timedelta(seconds=p.start_to_close_s),
@@ -35,7 +37,7 @@ def _options(kind: str) -> dict[str, Any]:
             initial_interval=timedelta(seconds=p.initial_interval_s),
             backoff_coefficient=p.backoff,
             maximum_interval=timedelta(seconds=p.max_interval_s),
-            maximum_attempts=p.max_attempts,
+            maximum_attempts=min(p.max_attempts, max_attempts) if max_attempts else p.max_attempts,
             non_retryable_error_types=list(p.non_retryable_types),
         ),
     }
@@ -49,11 +51,18 @@ async def validate_request(inp: ValidateInput) -> ValidateResult:
 
 
 async def model_turn(
-    inp: ModelTurnInput, task_queue: str | None = None, schedule_to_start_s: float | None = None
+    inp: ModelTurnInput,
+    task_queue: str | None = None,
+    schedule_to_start_s: float | None = None,
+    *,
+    max_attempts: int | None = None,
+    gpu: bool | None = None,
 ) -> ModelTurnResult:
     """One model call (on `task_queue` when the route names one, e.g. the GPU queue); with
-    `schedule_to_start_s`, it fails with a schedule-to-start timeout when no worker takes it in time."""
-    options = _options("gpu_model" if task_queue else "model")
+    `schedule_to_start_s`, it fails with a schedule-to-start timeout when no worker takes it in time.
+    GPU turns (`gpu`, or any turn given a queue when `gpu` is unsaid) use the GPU retry policy;
+    `max_attempts` lowers the retry bound so every attempt fits the run's budget."""
+    options = _options("gpu_model" if (gpu if gpu is not None else bool(task_queue)) else "model", max_attempts)
     if schedule_to_start_s:
         options["schedule_to_start_timeout"] = timedelta(seconds=schedule_to_start_s)
     return await workflow.execute_activity(
@@ -73,3 +82,8 @@ async def review_output(inp: ReviewInput) -> ReportCard:
     return await workflow.execute_activity(
         ActivityNames.REVIEW_OUTPUT, inp, result_type=ReportCard, **_options("check")
     )
+
+
+async def record_run_end(inp: RunLedgerInput) -> None:
+    """The run's one ledger write of its own, at the end (other rows ride on its activities)."""
+    await workflow.execute_activity(ActivityNames.RECORD_RUN_END, inp, **_options("check"))

@@ -21,9 +21,10 @@ from temporalio.exceptions import (
     TimeoutType,
 )
 
+from contracts.cost import STEP_KINDS, CostPlan, ModelTarget, RunLedgerInput
 from contracts.errors import ErrorCode, ErrorInfo
 from contracts.escalation import EscalationPacket
-from contracts.model import Message, ModelTurnInput, ModelTurnResult, ToolCall, ToolResultBlock, Usage
+from contracts.model import Message, ModelTurnResult, ToolCall, ToolResultBlock, Usage
 from contracts.plan import Plan, PlanTask, TaskResult
 from contracts.policy import PolicyDecision, ToolPolicy
 from contracts.run import (
@@ -45,7 +46,7 @@ from policies.limits import MAX_TOOL_RESULT_CHARS
 from policies.model_route import NO_WORKER_IN_TIME, route_targets
 from policies.naming import idempotency_key, workspace_name
 from policies.plan import execution_waves, validate_plan
-from policies.pricing import cost_usd
+from policies.pricing import PRICE_TABLE_VERSION, PRICES
 from policies.protocol import (
     SUBMIT_OUTPUT,
     SUBMIT_PLAN,
@@ -54,9 +55,11 @@ from policies.protocol import (
     submit_plan_spec,
     submit_result_spec,
 )
+from policies.routing import single_route
 from policies.tool_policy import TASK_ALLOWED_TOOLS_RULE, ProposedCall, evaluate
 from states import IllegalTransition, RunRecord, RunState
 from workflows import activity_stubs as act
+from workflows.cost_control import BudgetStop, CostGovernor, LedgerOutbox, ModelsUnavailable
 from workflows.human_gate import HumanGate
 from workflows.search_attributes import FACTORY_BLUEPRINT, FACTORY_STATE, FACTORY_TENANT
 from workflows.telemetry import RunTelemetry
@@ -121,6 +124,8 @@ class AgentRunWorkflow:
         self._gate = HumanGate(self._move, on_escalate=self._telemetry.escalated)
         self._fallbacks: list[RouteFallback] = []
         self._queues_without_workers: set[str] = set()
+        self._outbox = LedgerOutbox()
+        self._governor: CostGovernor | None = None
 
     # ----------------------------------------------------------------------------------- queries
     @workflow.query(name="status")
@@ -148,6 +153,7 @@ class AgentRunWorkflow:
             policy_decisions=self._gate.policy_decisions,
             audit=self._gate.audit,
             fallbacks=self._fallbacks,
+            **self._cost_status(),
         )
 
     # ----------------------------------------------------------------------------------- signals
@@ -180,6 +186,7 @@ class AgentRunWorkflow:
         self._record = RunRecord.start(workflow.now())
         self._telemetry.start(request.blueprint, workflow.now())
         self._telemetry.enter_state(RunState.INTAKE.value, "request arrived")
+        self._outbox.add(None, RunState.INTAKE.value, workflow.now(), "request received")
         workflow.upsert_search_attributes(
             [
                 FACTORY_STATE.value_set(RunState.INTAKE.value),
@@ -191,6 +198,8 @@ class AgentRunWorkflow:
             await self._walk(request)
         except RunFailed as stop:
             self._end(stop.state, stop.error)
+        except (BudgetStop, ModelsUnavailable) as stop:
+            self._end(RunState.FAILED, stop.error)
         except (IllegalTransition, ActivityError, ApplicationError, ValueError, KeyError, TypeError) as exc:
             # A bug or an unexpected failure still ends the run visibly instead of failing
             # workflow tasks forever.
@@ -206,11 +215,13 @@ class AgentRunWorkflow:
             workflow.now(),
             self._error.code if self._error else None,
         )
+        complete = self._record.state is RunState.COMPLETE
+        await self._record_run_end(request)
         return RunResult(
             workflow_id=workflow.info().workflow_id,
             state=self._record.state.value,
             states_visited=self._record.states_visited,
-            output=self._output if self._record.state is RunState.COMPLETE else None,
+            output=self._output if complete else None,
             error=self._error,
             usage=self._usage,
             cost_usd=self._cost_usd,
@@ -218,6 +229,9 @@ class AgentRunWorkflow:
             model=self._model,
             report_cards=self._report_cards,
             fallbacks=self._fallbacks,
+            partial_output=None if complete else self._partial_output(),
+            budget_alerted=bool(self._governor and self._governor.alerted),
+            budget_stopped=bool(self._governor and self._governor.stopped),
         )
 
     async def _walk(self, request: RunRequest) -> None:
@@ -235,6 +249,9 @@ class AgentRunWorkflow:
             )
         self._blueprint, self._model, self._input = validated.blueprint, validated.model, validated.input
         self._telemetry.set_blueprint(validated.blueprint.ref)
+        self._governor = CostGovernor(
+            validated.cost or self._default_cost_plan(), self._outbox, self._escalate_for_budget
+        )
         self._move(RunState.PLANNING, f"input valid for {validated.blueprint.ref}")
         self._plan = await self._make_plan()
         self._move(RunState.EXECUTING, f"plan of {len(self._plan.tasks)} tasks")
@@ -309,8 +326,10 @@ class AgentRunWorkflow:
 
     # ------------------------------------------------------------------------------ transitions
     def _move(self, target: RunState, reason: str) -> None:
+        source = self._record.state.value
         self._record.move(target, workflow.now(), reason)
         self._telemetry.enter_state(target.value, reason)
+        self._outbox.add(source, target.value, workflow.now(), reason)
         workflow.upsert_search_attributes([FACTORY_STATE.value_set(target.value)])
         workflow.logger.info("state %s (%s)", target.value, reason)
 
@@ -323,28 +342,120 @@ class AgentRunWorkflow:
     async def _call_model(
         self, step_id: str, kind: str, messages: list[Message], tools: list[Any], context: dict[str, Any]
     ) -> ModelTurnResult:
-        assert self._blueprint is not None and self._model is not None
-        inp = ModelTurnInput(
-            run_id=workflow.info().workflow_id,
-            step_id=step_id,
-            step_kind=kind,  # type: ignore[arg-type]
-            provider=self._model.provider,
-            model=self._model.model,
-            system=self._blueprint.system_prompt,
-            messages=messages,
-            tools=tools,
-            max_tokens=self._blueprint.max_tokens_per_call,
-            blueprint=self._blueprint.ref,
-            context=context,
-        )
+        """One model call, routed, budgeted and recorded by the run's cost governor."""
+        assert self._blueprint is not None and self._governor is not None
         try:
-            result = await self._model_turn_on_route(inp)
+            return await self._governor.call(**self._call_args(step_id, kind, messages, tools, context))
+        finally:
+            self._sync_cost()
+
+    def _call_args(
+        self, step_id: str, kind: str, messages: list[Message], tools: list[Any], context: dict[str, Any]
+    ) -> dict[str, Any]:
+        assert self._blueprint is not None
+        return {
+            "run_id": workflow.info().workflow_id,
+            "step_id": step_id,
+            "kind": kind,
+            "system": self._blueprint.system_prompt,
+            "messages": messages,
+            "tools": tools,
+            "max_tokens": self._blueprint.max_tokens_per_call,
+            "blueprint_ref": self._blueprint.ref,
+            "context": context,
+        }
+
+    async def _control_context(
+        self, step_id: str, kind: str, messages: list[Message], tools: list[Any], context: dict[str, Any]
+    ) -> list[Message]:
+        """The step's conversation, with older turns summarized once it grows past the threshold."""
+        assert self._governor is not None
+        try:
+            return await self._governor.control_context(
+                **self._call_args(step_id, kind, messages, tools, context)
+            )
+        finally:
+            self._sync_cost()
+
+    def _sync_cost(self) -> None:
+        assert self._governor is not None
+        self._usage, self._cost_usd = self._governor.usage, self._governor.cost_usd
+        self._model_calls = self._governor.model_calls
+
+    # ------------------------------------------------------------------------------ cost, ledger
+    def _default_cost_plan(self) -> CostPlan:
+        """A plan for a worker that resolved none: the chosen model on every step, no caps."""
+        assert self._model is not None
+        target = ModelTarget(provider=self._model.provider, model=self._model.model)
+        prices = {target.model: PRICES.get(target.model) or PRICES["offline-v1"]}
+        return CostPlan(routes=single_route(target), prices=prices, price_table_version=PRICE_TABLE_VERSION)
+
+    async def _escalate_for_budget(self, reason: str, details: dict[str, Any]) -> bool:
+        """Seam for human escalation of a budget alert or cap (escalation lands with issue 3):
+        returns True when a human took the case; until then the policy's fallback applies."""
+        workflow.logger.warning(
+            "budget escalation requested (%s) but escalation is not available: %s", reason, details
+        )
+        return False
+
+    def _partial_output(self) -> dict[str, Any] | None:
+        """What a run that did not complete had done: kept, not thrown away."""
+        if not self._task_results and self._output is None and self._plan is None:
+            return None
+        return {
+            "plan": self._plan.model_dump(mode="json") if self._plan else None,
+            "task_results": [r.model_dump(mode="json") for r in self._task_results.values()],
+            "last_output": self._output,
+        }
+
+    def _cost_status(self) -> dict[str, Any]:
+        governor = self._governor
+        if governor is None:
+            return {}
+        return {
+            "cost": governor.plan,
+            "route_decisions": governor.decisions,
+            "budget_alerted": governor.alerted,
+            "budget_stopped": governor.stopped,
+            "compactions": governor.compactions,
+        }
+
+    async def _record_run_end(self, request: RunRequest) -> None:
+        """The run's one extra activity: its outcome and last transitions into the ledger. A ledger
+        outage is logged, never turned into a failed run."""
+        events, mark = self._outbox.pending()
+        governor = self._governor
+        info = workflow.info()
+        try:
+            await act.record_run_end(
+                RunLedgerInput(
+                    run_id=info.workflow_id,
+                    temporal_run_id=info.run_id,
+                    blueprint=self._blueprint.name if self._blueprint else request.blueprint,
+                    blueprint_version=self._blueprint.version if self._blueprint else (request.version or ""),
+                    tenant=request.tenant,
+                    state=self._record.state.value,
+                    started_at=self._record.transitions[0].at,
+                    ended_at=workflow.now(),
+                    success=self._record.state is RunState.COMPLETE,
+                    error_code=self._error.code if self._error else None,
+                    budget=governor.plan.budget if governor else None,
+                    budget_alerted=bool(governor and governor.alerted),
+                    budget_stopped=bool(governor and governor.stopped),
+                    input_tokens=self._usage.input_tokens,
+                    output_tokens=self._usage.output_tokens,
+                    cost_usd=self._cost_usd,
+                    model_calls=self._model_calls,
+                    tool_calls=self._tool_calls,
+                    partial_output=None
+                    if self._record.state is RunState.COMPLETE
+                    else self._partial_output(),
+                    ledger=events,
+                )
+            )
+            self._outbox.sent(mark)
         except ActivityError as exc:
-            raise RunFailed(RunState.FAILED, error_from_activity(exc, ErrorCode.PROVIDER_ERROR)) from exc
-        self._model_calls += 1
-        self._usage = self._usage + result.usage
-        self._cost_usd = round(self._cost_usd + cost_usd(result.model, result.usage), 8)
-        return result
+            workflow.logger.error("ledger write of the run's end failed: %s", exc)
 
     async def _model_turn_on_route(self, inp: ModelTurnInput) -> ModelTurnResult:
         """The turn on the route's first target, moving down the route (and recording why) when a
@@ -513,8 +624,10 @@ class AgentRunWorkflow:
         ]
         context = {"input": self._input, "task": task.model_dump(mode="json")}
         tool_calls = 0
+        kind = task.kind if task.kind in STEP_KINDS else "execute"
         for turn in range(1, bp.max_turns + 1):
-            result = await self._call_model(f"{task.id}/turn-{turn}", "execute", messages, tools, context)
+            messages = await self._control_context(f"{task.id}/turn-{turn}", kind, messages, tools, context)
+            result = await self._call_model(f"{task.id}/turn-{turn}", kind, messages, tools, context)
             messages.append(Message(role="assistant", content=result.text, tool_calls=result.tool_calls))
             if not result.tool_calls:
                 messages.append(
@@ -602,8 +715,9 @@ class AgentRunWorkflow:
         assert self._request is not None
         run_id = workflow.info().workflow_id
         self._tool_calls += 1
+        events, mark = self._outbox.pending()
         try:
-            return await act.call_tool(
+            result = await act.call_tool(
                 ToolCallInput(
                     run_id=run_id,
                     step_id=step_id,
@@ -612,8 +726,11 @@ class AgentRunWorkflow:
                     workspace=workspace_name(run_id),
                     dry_run=self._request.dry_run,
                     idempotency_key=idempotency_key(run_id, step_id),
+                    ledger=events,
                 )
             )
+            self._outbox.sent(mark)
+            return result
         except ActivityError as exc:  # retries exhausted: the model hears about it, the run goes on
             return ToolResult(
                 status="error", tool=call.name, error=error_from_activity(exc, ErrorCode.ACTIVITY_FAILED)

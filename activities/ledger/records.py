@@ -32,6 +32,13 @@ class RunEndRecord(BaseModel):
     """How a run ended: its terminal state, totals, and what a stopped run kept."""
 
     run_id: str
+    temporal_run_id: str | None = None
+    blueprint: str = ""
+    blueprint_version: str = ""
+    tenant: str = "default"
+    started_at: datetime | None = None
+    budget_max_tokens: int | None = None
+    budget_max_usd: float | None = None
     state: str
     ended_at: datetime = Field(default_factory=utcnow)
     success: bool = False

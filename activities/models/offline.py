@@ -34,6 +34,8 @@ class OfflineProvider:
 
     async def complete(self, request: ModelTurnInput) -> ModelTurnResult:
         """Answer one turn deterministically from the request alone."""
+        if request.step_kind == "summarize":
+            return self._summary(request)
         tool_names = [t.name for t in request.tools]
         if SUBMIT_PLAN in tool_names:
             calls = [self._call(request, SUBMIT_PLAN, self._plan(request))]
@@ -51,6 +53,24 @@ class OfflineProvider:
             tool_calls=calls,
             stop_reason="tool_use",
             usage=Usage(input_tokens=approx_tokens(prompt), output_tokens=approx_tokens(completion)),
+            offline=True,
+        )
+
+    def _summary(self, request: ModelTurnInput) -> ModelTurnResult:
+        """A short, deterministic digest of the turns handed to a summarize step."""
+        prompt = "\n".join(m.content for m in request.messages)
+        actions = [
+            line for line in prompt.splitlines() if " called " in line or line.startswith("result of ")
+        ]
+        text = f"{LABEL} {len(actions)} earlier actions: " + "; ".join(a[:60] for a in actions[-6:])
+        return ModelTurnResult(
+            provider=self.name,
+            model=request.model or OFFLINE_MODEL,
+            text=text[:600],
+            stop_reason="end_turn",
+            usage=Usage(
+                input_tokens=approx_tokens(request.system + prompt), output_tokens=approx_tokens(text[:600])
+            ),
             offline=True,
         )
 

@@ -1,0 +1,310 @@
+"""Cost governance inside the workflow: route each model call down its chain, fit it (and its
+retries) under the run's budget, raise the alert, stop at the cap, compress long contexts, and
+hand pending ledger events to the next activity.
+
+Deterministic: decisions come from `policies/` and the CostPlan recorded at VALIDATING.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
+
+from contracts.cost import CostPlan, LedgerEvents, ModelTarget, TransitionEvent
+from contracts.errors import ErrorInfo
+from contracts.model import Message, ModelTurnInput, ModelTurnResult, ToolSpec, Usage
+from policies.budget import Spend, estimate_input_tokens, plan_call
+from policies.context import compacted, needs_compaction, split_for_compaction, summary_request
+from policies.retries import policy_for
+from policies.routing import chain_for, route_reason
+from workflows import activity_stubs as act
+from workflows.search_attributes import FACTORY_BUDGET_ALERT, FACTORY_COST_USD
+
+BUDGET_EXHAUSTED = "budget_exhausted"
+MODELS_UNAVAILABLE = "models_unavailable"
+
+#: Called with (reason, details) when the policy asks a human; returns True when a human took it.
+EscalationHook = Callable[[str, dict[str, Any]], Awaitable[bool]]
+
+
+class BudgetStop(Exception):
+    """The next call does not fit the budget: the run takes its fallback path."""
+
+    def __init__(self, error: ErrorInfo) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class ModelsUnavailable(Exception):
+    """Every target of a step's route failed."""
+
+    def __init__(self, error: ErrorInfo) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class LedgerOutbox:
+    """State transitions not yet written: each activity carries the unsent ones, and they count as
+    sent once an activity carrying them succeeds (a duplicate write is ignored by the ledger)."""
+
+    def __init__(self) -> None:
+        self._events: list[TransitionEvent] = []
+        self._sent = 0
+
+    def add(self, source: str | None, target: str, at: Any, reason: str) -> None:
+        """Queue one transition."""
+        self._events.append(
+            TransitionEvent(seq=len(self._events), source=source, target=target, at=at, reason=reason)
+        )
+
+    def pending(self) -> tuple[LedgerEvents, int]:
+        """The unsent events and the mark to pass to `sent` once they are written."""
+        return LedgerEvents(transitions=self._events[self._sent :]), len(self._events)
+
+    def sent(self, mark: int) -> None:
+        """Everything before `mark` is in the ledger."""
+        self._sent = max(self._sent, mark)
+
+
+class CostGovernor:
+    """Routes, budgets and context control for one run."""
+
+    def __init__(self, plan: CostPlan, outbox: LedgerOutbox, escalate: EscalationHook) -> None:
+        self.plan = plan
+        self.outbox = outbox
+        self._escalate = escalate
+        self.usage = Usage()
+        self.cost_usd = 0.0
+        self.model_calls = 0
+        self.alerted = False
+        self.stopped = False
+        self.compactions = 0
+        self.decisions: list[dict[str, Any]] = []
+        self._reserved = Spend()
+        self._alert_counter = workflow.metric_meter().create_counter(
+            "factory_budget_alerts", "Runs that crossed their budget's alert line"
+        )
+
+    # --------------------------------------------------------------------------- accounting
+    @property
+    def spent(self) -> Spend:
+        """Tokens and dollars consumed so far (failed attempts that billed included)."""
+        return Spend(tokens=self.usage.input_tokens + self.usage.output_tokens, usd=self.cost_usd)
+
+    def _charge(self, usage: Usage, usd: float) -> None:
+        self.usage = self.usage + usage
+        self.cost_usd = round(self.cost_usd + usd, 8)
+        workflow.upsert_search_attributes([FACTORY_COST_USD.value_set(self.cost_usd)])
+
+    def _committed(self) -> Spend:
+        """Spent plus what calls in flight may still spend (parallel tasks share one budget)."""
+        spent = self.spent
+        return Spend(tokens=spent.tokens + self._reserved.tokens, usd=spent.usd + self._reserved.usd)
+
+    # --------------------------------------------------------------------------------- calls
+    async def call(
+        self,
+        *,
+        run_id: str,
+        step_id: str,
+        kind: str,
+        system: str,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        max_tokens: int,
+        blueprint_ref: str,
+        context: dict[str, Any],
+    ) -> ModelTurnResult:
+        """One model call for a step: down the route's chain until a target answers. Raises
+        `BudgetStop` when the next call does not fit, `ModelsUnavailable` when every target failed."""
+        chain = chain_for(self.plan.routes, kind)
+        input_tokens = estimate_input_tokens(system, messages, tools)
+        failures: list[str] = []
+        for index, target in enumerate(chain):
+            price = self.plan.prices[target.model]
+            budget_plan = plan_call(
+                self.plan.budget,
+                self._committed(),
+                price=price,
+                input_tokens=input_tokens,
+                max_tokens=max_tokens,
+                max_attempts=policy_for("model").max_attempts,
+            )
+            if budget_plan.alert:
+                await self._raise_alert(step_id)
+            if budget_plan.action == "stop":
+                await self._stop(step_id, kind, budget_plan.reason)
+            reason = route_reason(index, chain, failures)
+            call_id = step_id if index == 0 else f"{step_id}~{index}"
+            events, mark = self.outbox.pending()
+            inp = ModelTurnInput(
+                run_id=run_id,
+                step_id=call_id,
+                step_kind=kind,  # type: ignore[arg-type]
+                provider=target.provider,
+                model=target.model,
+                system=system,
+                messages=messages,
+                tools=tools,
+                max_tokens=budget_plan.max_tokens,
+                blueprint=blueprint_ref,
+                context=context,
+                task_queue=target.task_queue,
+                route_index=index,
+                route_reason=reason,
+                price=price,
+                price_table_version=self.plan.price_table_version,
+                ledger=events,
+            )
+            reserve = Spend(
+                tokens=budget_plan.projected_tokens * budget_plan.max_attempts,
+                usd=budget_plan.projected_usd * budget_plan.max_attempts,
+            )
+            self._reserved = Spend(self._reserved.tokens + reserve.tokens, self._reserved.usd + reserve.usd)
+            try:
+                result = await act.model_turn(
+                    inp,
+                    target.task_queue,
+                    schedule_to_start_s=target.schedule_to_start_s,
+                    max_attempts=budget_plan.max_attempts,
+                )
+            except ActivityError as exc:
+                usage, usd, what = _failure_spend(exc)
+                self._charge(usage, usd)
+                failures.append(f"{target.label}: {what}")
+                self._decide(call_id, kind, target, index, reason, f"failed: {what}", usd)
+                continue
+            finally:
+                self._reserved = Spend(
+                    self._reserved.tokens - reserve.tokens, self._reserved.usd - reserve.usd
+                )
+            self.outbox.sent(mark)
+            self.model_calls += 1
+            self._charge(
+                result.usage + result.failed_attempts_usage, result.cost_usd + result.failed_attempts_cost_usd
+            )
+            self._decide(
+                call_id, kind, target, index, reason, "ok", result.cost_usd + result.failed_attempts_cost_usd
+            )
+            return result
+        raise ModelsUnavailable(
+            ErrorInfo(
+                code=MODELS_UNAVAILABLE,
+                message=f"every model routed for {kind} failed at step {step_id}",
+                retryable=True,
+                details={"failures": failures, "route": [t.label for t in chain]},
+            )
+        )
+
+    def _decide(
+        self, step_id: str, kind: str, target: ModelTarget, index: int, reason: str, outcome: str, usd: float
+    ) -> None:
+        self.decisions.append(
+            {
+                "step_id": step_id,
+                "kind": kind,
+                "provider": target.provider,
+                "model": target.model,
+                "task_queue": target.task_queue,
+                "route_index": index,
+                "reason": reason,
+                "outcome": outcome,
+                "cost_usd": usd,
+            }
+        )
+
+    # -------------------------------------------------------------------------------- budget
+    async def _raise_alert(self, step_id: str) -> None:
+        if self.alerted:
+            return
+        self.alerted = True
+        budget = self.plan.budget
+        details = {
+            "step_id": step_id,
+            "spent_tokens": self.spent.tokens,
+            "spent_usd": self.spent.usd,
+            "max_tokens": budget.max_tokens,
+            "max_usd": budget.max_usd,
+        }
+        workflow.logger.warning("budget alert at %s: %s", step_id, details)
+        self._alert_counter.add(1)
+        workflow.upsert_search_attributes([FACTORY_BUDGET_ALERT.value_set(True)])
+        if budget.on_alert == "escalate":
+            await self._escalate("budget_alert", details)
+
+    async def _stop(self, step_id: str, kind: str, reason: str) -> None:
+        budget = self.plan.budget
+        details = {
+            "step_id": step_id,
+            "kind": kind,
+            "spent_tokens": self.spent.tokens,
+            "spent_usd": self.spent.usd,
+            "max_tokens": budget.max_tokens,
+            "max_usd": budget.max_usd,
+            "on_cap": budget.on_cap,
+        }
+        if budget.on_cap == "escalate":
+            details["escalated"] = await self._escalate("budget_cap", details)
+        self.stopped = True
+        workflow.logger.warning("budget cap at %s: %s", step_id, reason)
+        raise BudgetStop(ErrorInfo(code=BUDGET_EXHAUSTED, message=reason, details=details))
+
+    # ------------------------------------------------------------------------------- context
+    async def control_context(
+        self,
+        *,
+        run_id: str,
+        step_id: str,
+        kind: str,
+        system: str,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        max_tokens: int,
+        blueprint_ref: str,
+        context: dict[str, Any],
+    ) -> list[Message]:
+        """The conversation to send next: as is, or with older turns summarized by a
+        `summarize` step when it has passed the threshold of the model's window."""
+        chain = chain_for(self.plan.routes, kind)
+        window = self.plan.prices[chain[0].model].context_window if chain else 200_000
+        if not needs_compaction(self.plan.context, window, system, messages, tools):
+            return messages
+        split = split_for_compaction(messages, self.plan.context.keep_recent)
+        if split is None:
+            return messages
+        task, older, recent = split
+        self.compactions += 1
+        summary = await self.call(
+            run_id=run_id,
+            step_id=f"{step_id}/summarize",
+            kind="summarize",
+            system="You compress an agent's working history without losing facts it still needs.",
+            messages=summary_request(older),
+            tools=[],
+            max_tokens=min(max_tokens, 1024),
+            blueprint_ref=blueprint_ref,
+            context={**context, "summarize": True},
+        )
+        return compacted(task, summary.text, recent)
+
+
+def _failure_spend(exc: ActivityError) -> tuple[Usage, float, str]:
+    """What a failed model call consumed over all its attempts (the activity reports it in the
+    error's details, summed from the ledger), and a short description of the failure."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+        usage = Usage.model_validate(details.get("failed_attempts_usage") or {})
+        return (
+            usage,
+            float(details.get("failed_attempts_cost_usd") or 0.0),
+            f"{cause.type}: {cause.message}"[:200],
+        )
+    if isinstance(cause, TimeoutError):
+        if cause.type == TimeoutType.SCHEDULE_TO_START:
+            return Usage(), 0.0, "no worker picked the call up in time (schedule-to-start timeout)"
+        return Usage(), 0.0, f"timed out ({cause.type.name if cause.type else 'unknown'})"
+    return Usage(), 0.0, f"{type(cause).__name__}: {cause}"[:200]
