@@ -101,7 +101,6 @@ def plan_call(
         per_input = max(price.input, price.cache_write)
         affordable = (room_usd * 1_000_000 - input_tokens * per_input) / price.output
         out = min(out, math.floor(affordable))
-    alert = crossed_alert(budget, spent)
     if out < min(MIN_OUTPUT_TOKENS, max_tokens):
         return CallPlan(
             "stop",
@@ -109,7 +108,7 @@ def plan_call(
             0,
             input_tokens + max(out, 0),
             0.0,
-            alert,
+            True,
             reason=_stop_reason(budget, spent, input_tokens),
         )
     worst_tokens = input_tokens + out
@@ -120,6 +119,8 @@ def plan_call(
     if room_usd is not None and worst_usd > 0:
         attempts = min(attempts, math.floor(room_usd / worst_usd))
     attempts = max(attempts, 1)
+    # The alert looks ahead: spend after this call's worst case crossing the line raises it now.
+    alert = crossed_alert(budget, Spend(spent.tokens + worst_tokens, spent.usd + worst_usd))
     return CallPlan("go", out, attempts, worst_tokens, worst_usd, alert)
 
 

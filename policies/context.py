@@ -59,7 +59,9 @@ def summary_request(older: list[Message]) -> list[Message]:
         if message.content:
             lines.append(f"{message.role}: {message.content[:MAX_CHARS_PER_MESSAGE]}")
         for call in message.tool_calls:
-            lines.append(f"{message.role} called {call.name}({json.dumps(call.arguments)[:MAX_CHARS_PER_MESSAGE]})")
+            lines.append(
+                f"{message.role} called {call.name}({json.dumps(call.arguments)[:MAX_CHARS_PER_MESSAGE]})"
+            )
         for result in message.tool_results:
             flag = " (error)" if result.is_error else ""
             lines.append(f"result of {result.name}{flag}: {result.content[:MAX_CHARS_PER_MESSAGE]}")

@@ -74,6 +74,9 @@ def route_problems(
     problems: list[str] = []
     if not routes:
         problems.append("the route table is empty")
+    elif CATCH_ALL not in routes and not set(STEP_KINDS) <= set(routes):
+        missing = sorted(set(STEP_KINDS) - set(routes))
+        problems.append(f"no catch-all route {CATCH_ALL!r} and no route for step kinds {missing}")
     for kind, chain in routes.items():
         if kind != CATCH_ALL and kind not in STEP_KINDS:
             problems.append(f"route {kind!r}: unknown step kind (known: {', '.join(STEP_KINDS)})")

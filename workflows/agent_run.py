@@ -113,6 +113,7 @@ class AgentRunWorkflow:
         self._input: Any = None
         self._plan: Plan | None = None
         self._task_results: dict[str, TaskResult] = {}
+        self._in_progress: dict[str, dict[str, Any]] = {}
         self._report_cards: list[ReportCard] = []
         self._usage = Usage()
         self._cost_usd = 0.0
@@ -405,6 +406,7 @@ class AgentRunWorkflow:
         return {
             "plan": self._plan.model_dump(mode="json") if self._plan else None,
             "task_results": [r.model_dump(mode="json") for r in self._task_results.values()],
+            "unfinished_tasks": {k: v for k, v in self._in_progress.items() if k not in self._task_results},
             "last_output": self._output,
         }
 
@@ -628,6 +630,11 @@ class AgentRunWorkflow:
         for turn in range(1, bp.max_turns + 1):
             messages = await self._control_context(f"{task.id}/turn-{turn}", kind, messages, tools, context)
             result = await self._call_model(f"{task.id}/turn-{turn}", kind, messages, tools, context)
+            self._in_progress[task.id] = {
+                "turns": turn,
+                "tool_calls": tool_calls,
+                "last_text": result.text[:500],
+            }
             messages.append(Message(role="assistant", content=result.text, tool_calls=result.tool_calls))
             if not result.tool_calls:
                 messages.append(

@@ -15,7 +15,6 @@ import asyncpg
 import pytest
 from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 
 from activities.bundle import build_activities
 from activities.ledger import Ledger
@@ -24,28 +23,14 @@ from activities.models.offline import OfflineProvider
 from activities.tools.registry import ToolContext, ToolRegistry
 from blueprints.base import Blueprint
 from blueprints.catalog import Catalog
-from contracts.run import RunRequest, RunResult
+from contracts.run import RunRequest, RunResult, RunStatus
 from settings import Settings
-from starter import ensure_search_attributes, start_run
+from starter import start_run
 from worker import build_worker
 
 PG_HOST = os.environ.get("LEDGER_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("LEDGER_PG_PORT", "5432"))
 PG_USER = os.environ.get("LEDGER_PG_USER", "postgres")
-
-
-# ------------------------------------------------------------------------------------ Temporal
-@pytest.fixture(scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping test server for the session (the pydantic data converter on the client)."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
-
-    environment = await WorkflowEnvironment.start_time_skipping(data_converter=pydantic_data_converter)
-    await ensure_search_attributes(environment.client)
-    try:
-        yield environment
-    finally:
-        await environment.shutdown()
 
 
 # -------------------------------------------------------------------------------------- ledger
@@ -54,9 +39,13 @@ async def postgres_url() -> AsyncIterator[str]:
     """A fresh PostgreSQL database with a random name, dropped at the end of the session."""
     name = f"ledger_test_{uuid.uuid4().hex[:12]}"
     try:
-        admin = await asyncpg.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=10)
+        admin = await asyncpg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, database="postgres", timeout=10
+        )
     except (OSError, asyncpg.PostgresError) as exc:
-        pytest.fail(f"PostgreSQL is required by the ledger suite at {PG_HOST}:{PG_PORT}: {exc!r}", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL is required by the ledger suite at {PG_HOST}:{PG_PORT}: {exc!r}", pytrace=False
+        )
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -152,22 +141,37 @@ class Harness:
     catalog: Catalog
     tools: ToolRegistry
     providers: ProviderRegistry
+    status: RunStatus | None = None
 
     def activities(self) -> list[Any]:
         return build_activities(
-            self.settings, catalog=self.catalog, tools=self.tools, providers=self.providers, ledger=self.ledger
+            self.settings,
+            catalog=self.catalog,
+            tools=self.tools,
+            providers=self.providers,
+            ledger=self.ledger,
         )
 
-    async def run(self, request: RunRequest, *, task_queue: str | None = None) -> tuple[RunResult, WorkflowHandle[Any, RunResult]]:
+    async def run(
+        self, request: RunRequest, *, task_queue: str | None = None
+    ) -> tuple[RunResult, WorkflowHandle[Any, RunResult]]:
+        """Run to the end; the run's final `status` query answer is kept in `self.status`."""
         queue = task_queue or f"tq-{uuid.uuid4().hex[:10]}"
         async with build_worker(self.client, self.settings, task_queue=queue, activities=self.activities()):
-            handle = await start_run(self.client, request, task_queue=queue, workflow_id=f"wf-{uuid.uuid4().hex[:12]}")
+            handle = await start_run(
+                self.client, request, task_queue=queue, workflow_id=f"wf-{uuid.uuid4().hex[:12]}"
+            )
             result = await handle.result()
+            self.status = await handle.query("status", result_type=RunStatus)
         return result, handle
 
 
 def make_harness(
-    client: Client, ledger: Ledger, tmp_path: Path, *providers: ModelProvider, blueprint: Blueprint | None = None,
+    client: Client,
+    ledger: Ledger,
+    tmp_path: Path,
+    *providers: ModelProvider,
+    blueprint: Blueprint | None = None,
     **settings: Any,
 ) -> Harness:
     """A harness with the probe tool, one blueprint and the given providers (plus the offline model)."""

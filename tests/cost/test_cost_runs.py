@@ -13,8 +13,8 @@ from activities.ledger import Ledger, schema
 from activities.models.billing import attach_billed_usage
 from contracts.cost import ContextPolicy, ModelTarget
 from contracts.model import ModelTurnInput, Usage
-from contracts.run import RunRequest, RunStatus
-from tests.cost.conftest import make_harness, probe_blueprint
+from contracts.run import RunRequest
+from tests.cost.conftest import make_harness
 from tests.fakes.scripted import ScriptedProvider, call
 from workflows.search_attributes import FACTORY_BUDGET_ALERT
 
@@ -40,11 +40,13 @@ async def test_an_offline_run_records_every_call_and_transition_with_one_extra_a
     env: WorkflowEnvironment, ledger: Ledger, tmp_path: Path
 ) -> None:
     harness = make_harness(env.client, ledger, tmp_path)
-    result, handle = await harness.run(RunRequest(blueprint="cost-probe", input={"topic": "t", "items": ["a", "b"]}))
+    result, handle = await harness.run(
+        RunRequest(blueprint="cost-probe", input={"topic": "t", "items": ["a", "b"]})
+    )
     assert result.state == "COMPLETE", result.error
     counts = await activity_counts(handle)
     calls = await ledger.rows(schema.model_calls, run_id=handle.id)
-    assert counts["model_turn"] == len(calls) == result.usage and False or counts["model_turn"] == len(calls)
+    assert counts["model_turn"] == len(calls)
     # Ledger writes ride on model_turn/call_tool; the run adds exactly one activity of its own.
     assert counts["record_run_end"] == 1
     overhead = sum(counts.values()) - counts["model_turn"] - counts.get("call_tool", 0)
@@ -54,3 +56,329 @@ async def test_an_offline_run_records_every_call_and_transition_with_one_extra_a
     [run] = await ledger.rows(schema.runs, run_id=handle.id)
     assert run["state"] == "COMPLETE" and run["success"] is True and run["model_calls"] == len(calls)
     assert len(await ledger.rows(schema.tool_calls, run_id=handle.id)) == counts["call_tool"]
+
+
+# ------------------------------------------------------------------------------------ budgets
+def tool_forever(request: ModelTurnInput) -> Any:
+    """A runaway model: plans normally, then calls the probe tool forever and never submits."""
+    if request.step_kind == "execute":
+        return [
+            call("probe", {"query": f"again {len(request.messages)}"}, call_id=f"c{len(request.messages)}")
+        ]
+    return None
+
+
+async def test_a_runaway_tool_loop_stops_at_its_dollar_cap_and_keeps_what_it_did(
+    env: WorkflowEnvironment, ledger: Ledger, tmp_path: Path
+) -> None:
+    runaway = ScriptedProvider(tool_forever, usage=Usage(input_tokens=400, output_tokens=40))
+    harness = make_harness(env.client, ledger, tmp_path, runaway)
+    cap = 0.01
+    result, handle = await harness.run(
+        RunRequest(
+            blueprint="cost-probe",
+            input={"topic": "loops"},
+            routes=route(ModelTarget(provider="scripted", model=HAIKU)),
+            max_usd=cap,
+        )
+    )
+    assert result.state == "FAILED" and result.error is not None
+    assert result.error.code == "budget_exhausted", result.error
+    assert result.budget_stopped and result.budget_alerted
+    # The fallback kept what was done: the plan and the unfinished task's progress.
+    assert result.partial_output["plan"]["tasks"]
+    unfinished = result.partial_output["unfinished_tasks"]
+    assert unfinished and next(iter(unfinished.values()))["tool_calls"] > 3
+    tokens, spent = await ledger.run_spend(handle.id)
+    assert 0.5 * cap <= spent <= cap, (spent, cap)
+    assert abs(spent - result.cost_usd) < 1e-9
+    [run] = await ledger.rows(schema.runs, run_id=handle.id)
+    assert run["budget_stopped"] is True and run["error_code"] == "budget_exhausted"
+    assert run["partial_output"]["unfinished_tasks"]
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(FACTORY_BUDGET_ALERT) is True
+
+
+async def test_a_runaway_tool_loop_stops_at_its_token_cap(
+    env: WorkflowEnvironment, sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    runaway = ScriptedProvider(tool_forever, usage=Usage(input_tokens=300, output_tokens=30))
+    harness = make_harness(env.client, sqlite_ledger, tmp_path, runaway)
+    result, handle = await harness.run(
+        RunRequest(
+            blueprint="cost-probe",
+            input={"topic": "loops"},
+            routes=route(ModelTarget(provider="scripted", model=SONNET)),
+            max_tokens=8_000,
+        )
+    )
+    assert result.error is not None and result.error.code == "budget_exhausted"
+    tokens, _ = await sqlite_ledger.run_spend(handle.id)
+    assert tokens <= 8_000
+    assert result.usage.input_tokens + result.usage.output_tokens == tokens
+
+
+class BillThenFail:
+    """Fails its first `failures` attempts of each execute turn after the provider billed tokens."""
+
+    name = "flaky"
+
+    def __init__(self, failures: int, *, always: bool = False) -> None:
+        self.failures = failures
+        self.always = always
+        self.seen: dict[str, int] = {}
+        self._ok = ScriptedProvider(
+            lambda r: None, name="flaky", usage=Usage(input_tokens=100, output_tokens=20)
+        )
+
+    async def complete(self, request: ModelTurnInput) -> Any:
+        from activities.models.errors import MalformedResponseError
+
+        count = self.seen[request.step_id] = self.seen.get(request.step_id, 0) + 1
+        if self.always or count <= self.failures:
+            raise attach_billed_usage(
+                MalformedResponseError("stream cut off after the provider billed"),
+                Usage(input_tokens=1_000, output_tokens=50, cache_read_tokens=200),
+            )
+        result = await self._ok.complete(request)
+        return result.model_copy(update={"usage": Usage(input_tokens=100, output_tokens=20)})
+
+
+async def test_a_call_that_fails_after_billing_is_counted_once_per_attempt_that_consumed_tokens(
+    env: WorkflowEnvironment, ledger: Ledger, tmp_path: Path
+) -> None:
+    flaky = BillThenFail(failures=2)
+    harness = make_harness(env.client, ledger, tmp_path, flaky)
+    result, handle = await harness.run(
+        RunRequest(
+            blueprint="cost-probe",
+            input={"topic": "retries"},
+            routes=route(ModelTarget(provider="flaky", model=HAIKU)),
+        )
+    )
+    assert result.state == "COMPLETE", result.error
+    rows = await ledger.rows(schema.model_calls, run_id=handle.id)
+    calls = {r["step_id"] for r in rows}
+    for step in calls:
+        attempts = sorted((r["attempt"], r["status"]) for r in rows if r["step_id"] == step)
+        assert attempts == [(1, "failed"), (2, "failed"), (3, "ok")], (step, attempts)
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert all(r["input_tokens"] == 1_000 and r["cache_read_tokens"] == 200 for r in failed)
+    # 800 uncached input at $1/M + 200 cache reads at $0.10/M + 50 output at $5/M, per failed attempt.
+    assert all(abs(r["cost_usd"] - (800 * 1.0 + 200 * 0.10 + 50 * 5.0) / 1e6) < 1e-12 for r in failed)
+    tokens, spent = await ledger.run_spend(handle.id)
+    assert result.usage.input_tokens == sum(r["input_tokens"] for r in rows)
+    assert result.usage.input_tokens + result.usage.output_tokens == tokens
+    assert abs(result.cost_usd - spent) < 1e-9
+
+
+async def test_the_same_attempt_recorded_twice_by_the_activity_is_counted_once(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.model_turn import ModelActivities
+    from activities.models.base import ProviderRegistry
+
+    registry = ProviderRegistry()
+    registry.register(BillThenFail(failures=0, always=True))
+    activities = ModelActivities(registry, ledger)
+    environment = ActivityEnvironment()
+    environment.info = environment.info.__class__(**{**environment.info.__dict__, "attempt": 2})
+    turn = ModelTurnInput(
+        run_id=f"act-{tmp_path.name}", step_id="s1", provider="flaky", model=HAIKU, messages=[]
+    )
+    errors = []
+    for _ in range(2):  # the same attempt delivered twice
+        try:
+            await environment.run(activities.model_turn, turn)
+        except ApplicationError as exc:
+            errors.append(exc)
+    assert len(errors) == 2
+    rows = await ledger.rows(schema.model_calls, run_id=turn.run_id)
+    assert len(rows) == 1 and rows[0]["attempt"] == 2
+    assert errors[1].details[0]["failed_attempts_usage"]["input_tokens"] == 1_000
+
+
+async def test_a_model_that_keeps_failing_after_billing_falls_back_and_its_attempts_still_count(
+    env: WorkflowEnvironment, sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    broken = BillThenFail(failures=0, always=True)
+    harness = make_harness(env.client, sqlite_ledger, tmp_path, broken)
+    result, handle = await harness.run(
+        RunRequest(
+            blueprint="cost-probe",
+            input={"topic": "fallback"},
+            routes=route(
+                ModelTarget(provider="flaky", model=HAIKU),
+                ModelTarget(provider="offline", model="offline-v1"),
+            ),
+        )
+    )
+    assert result.state == "COMPLETE", result.error
+    tokens, spent = await sqlite_ledger.run_spend(handle.id)
+    assert spent > 0 and abs(result.cost_usd - spent) < 1e-9
+    assert result.usage.input_tokens + result.usage.output_tokens == tokens
+    status = harness.status
+    assert status is not None
+    assert all(d["outcome"].startswith("failed") for d in status.route_decisions if d["route_index"] == 0)
+    assert all(d["outcome"] == "ok" for d in status.route_decisions if d["route_index"] == 1)
+
+
+# ------------------------------------------------------------------------------------ routing
+async def test_a_gpu_route_with_no_gpu_worker_falls_back_after_its_schedule_to_start_timeout(
+    env: WorkflowEnvironment, sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    small = ModelTarget(provider="vllm", model="Qwen/Qwen2.5-1.5B-Instruct", gpu=True, schedule_to_start_s=5)
+    harness = make_harness(env.client, sqlite_ledger, tmp_path, gpu_task_queue=f"gpu-{tmp_path.name}")
+    result, handle = await harness.run(
+        RunRequest(
+            blueprint="cost-probe",
+            input={"topic": "gpu"},
+            routes={
+                "plan": [small, ModelTarget(provider="offline", model="offline-v1")],
+                "*": [ModelTarget(provider="offline", model="offline-v1")],
+            },
+        )
+    )
+    assert result.state == "COMPLETE", result.error
+    status = harness.status
+    assert status is not None
+    plan_calls = [d for d in status.route_decisions if d["kind"] == "plan"]
+    assert (
+        plan_calls[0]["task_queue"] == f"gpu-{tmp_path.name}"
+        and "schedule-to-start" in plan_calls[0]["outcome"]
+    )
+    assert plan_calls[1]["model"] == "offline-v1" and plan_calls[1]["outcome"] == "ok"
+    rows = await sqlite_ledger.rows(schema.model_calls, run_id=handle.id, step_kind="plan")
+    assert [r["route_index"] for r in rows] == [1]
+    assert (
+        "fallback #1 to offline/offline-v1" in rows[0]["route_reason"]
+        and "schedule-to-start" in rows[0]["route_reason"]
+    )
+
+
+async def test_a_gpu_route_runs_on_the_gpu_queue_when_a_gpu_worker_serves_it(
+    env: WorkflowEnvironment, sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    from activities.model_turn import ModelActivities
+    from activities.models.base import ProviderRegistry
+    from worker import build_worker
+
+    gpu_queue = f"gpu-{tmp_path.name}"
+    small = ModelTarget(provider="vllm", model="Qwen/Qwen2.5-1.5B-Instruct", gpu=True, schedule_to_start_s=5)
+    gpu_models = ProviderRegistry()
+    gpu_models.register(ScriptedProvider(lambda r: None, name="vllm"))
+    harness = make_harness(env.client, sqlite_ledger, tmp_path, gpu_task_queue=gpu_queue)
+    gpu_worker = build_worker(
+        env.client,
+        harness.settings,
+        task_queue=gpu_queue,
+        workflows=[],
+        activities=[ModelActivities(gpu_models, sqlite_ledger).model_turn],
+    )
+    async with gpu_worker:
+        result, handle = await harness.run(
+            RunRequest(
+                blueprint="cost-probe",
+                input={"topic": "gpu"},
+                routes={"plan": [small], "*": [ModelTarget(provider="offline", model="offline-v1")]},
+            )
+        )
+    assert result.state == "COMPLETE", result.error
+    [row] = await sqlite_ledger.rows(schema.model_calls, run_id=handle.id, step_kind="plan")
+    assert (row["provider"], row["task_queue"], row["route_index"]) == ("vllm", gpu_queue, 0)
+    assert row["cost_usd"] > 0  # the small local model is priced, not free
+
+
+async def test_a_provider_that_keeps_failing_opens_its_circuit_and_the_route_moves_on(
+    env: WorkflowEnvironment, sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    broken = BillThenFail(failures=0, always=True)
+    harness = make_harness(env.client, sqlite_ledger, tmp_path, broken, circuit_failure_threshold=2)
+    result, handle = await harness.run(
+        RunRequest(
+            blueprint="cost-probe",
+            input={"topic": "circuit", "items": ["a", "b", "c"]},
+            routes=route(
+                ModelTarget(provider="flaky", model=HAIKU),
+                ModelTarget(provider="offline", model="offline-v1"),
+            ),
+        )
+    )
+    assert result.state == "COMPLETE", result.error
+    status = harness.status
+    assert status is not None
+    first_choice = [d for d in status.route_decisions if d["route_index"] == 0]
+    assert len(first_choice) > 3
+    assert all("CircuitOpen" in d["outcome"] for d in first_choice[1:])
+    # Only the calls before the circuit opened reached the provider.
+    assert sum(broken.seen.values()) == 2
+
+
+async def test_bad_budgets_and_routes_are_rejected_at_validating_with_a_structured_error(
+    env: WorkflowEnvironment, sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    harness = make_harness(env.client, sqlite_ledger, tmp_path)
+    bad = [
+        ({"max_usd": 0}, "max_usd must be a positive number"),
+        ({"max_tokens": -5}, "max_tokens must be positive"),
+        (
+            {"routes": route(ModelTarget(provider="offline", model="gpt-99-imaginary"))},
+            "not in the price table",
+        ),
+        (
+            {"routes": route(ModelTarget(provider="nobody", model=HAIKU))},
+            "provider 'nobody' is not configured",
+        ),
+        ({"routes": {"dance": [ModelTarget(provider="offline", model="offline-v1")]}}, "unknown step kind"),
+        ({"routes": {"plan": [ModelTarget(provider="offline", model="offline-v1")]}}, "no catch-all route"),
+    ]
+    for fields, expected in bad:
+        result, _ = await harness.run(RunRequest(blueprint="cost-probe", input={"topic": "x"}, **fields))
+        assert result.state == "REJECTED" and result.states_visited == ["INTAKE", "VALIDATING", "REJECTED"]
+        assert result.error is not None and result.error.code == "invalid_cost_policy"
+        assert any(expected in p for p in result.error.details["problems"]), (expected, result.error.details)
+
+
+# ------------------------------------------------------------------------------------ context
+def probe_n_times(turns: int) -> Any:
+    counts: dict[str, int] = {}
+
+    def script(request: ModelTurnInput) -> Any:
+        if request.step_kind != "execute":
+            return None
+        task = request.step_id.split("/")[0]
+        counts[task] = counts.get(task, 0) + 1
+        if counts[task] <= turns:
+            return [call("probe", {"query": f"q{counts[task]}"}, call_id=f"c{counts[task]}")]
+        return [call("submit_result", {"status": "success", "result": {"probes": turns}, "summary": "done"})]
+
+    return script
+
+
+async def test_context_control_summarizes_older_turns_as_a_step_of_its_own(
+    env: WorkflowEnvironment, sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    sizes: dict[bool, list[int]] = {}
+    for enabled in (False, True):
+        model = ScriptedProvider(probe_n_times(14))
+        harness = make_harness(env.client, sqlite_ledger, tmp_path, model)
+        result, handle = await harness.run(
+            RunRequest(
+                blueprint="cost-probe",
+                input={"topic": "long"},
+                routes=route(ModelTarget(provider="scripted", model=HAIKU)),
+                context=ContextPolicy(enabled=enabled, threshold=0.5, window_tokens=3_000, keep_recent=4),
+            )
+        )
+        assert result.state == "COMPLETE", result.error
+        status = harness.status
+        assert status is not None
+        sizes[enabled] = [len(r.model_dump_json()) for r in model.requests if r.step_kind == "execute"]
+        summaries = await sqlite_ledger.rows(schema.model_calls, run_id=handle.id, step_kind="summarize")
+        if enabled:
+            assert status.compactions >= 1 and len(summaries) == status.compactions
+        else:
+            assert status.compactions == 0 and summaries == []
+    assert max(sizes[True]) < 0.6 * max(sizes[False])
