@@ -9,6 +9,8 @@ python starter.py approve|reject <workflow_id> [--escalation-id ID] [--by WHO] [
 python starter.py revise <workflow_id> [--escalation-id ID] [--by WHO] [--comment TEXT]
                          [--arguments <json|@file>] [--instructions TEXT]
 python starter.py stats [--since 24h] [--json] [--limit N]
+python starter.py costs [--by run|blueprint|model|day] [--limit N] [--json]
+python starter.py db upgrade
 """
 
 from __future__ import annotations
@@ -468,6 +470,85 @@ def _print_stats(console: Console, stats: dict[str, Any]) -> None:
         console.print(tools)
 
 
+async def cmd_costs(args: argparse.Namespace, console: Console) -> int:
+    """Spend by run, blueprint, model and day; outcomes per blueprint; from the ledger."""
+    from activities.ledger import Ledger
+    from activities.ledger.reports import DIMENSIONS, outcomes, spend_by
+
+    ledger = Ledger.from_settings(get_settings())
+    try:
+        await ledger.upgrade()
+        dimensions = [args.by] if args.by else list(DIMENSIONS)
+        report: dict[str, Any] = {f"by_{d}": await spend_by(ledger, d, args.limit) for d in dimensions}
+        report["outcomes"] = await outcomes(ledger)
+    finally:
+        await ledger.close()
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for dimension in dimensions:
+        table = Table(
+            "key",
+            "calls",
+            "failed",
+            "input tok",
+            "output tok",
+            "cache read",
+            "USD",
+            title=f"spend by {dimension}",
+        )
+        for row in report[f"by_{dimension}"]:
+            table.add_row(
+                row["key"],
+                str(row["calls"]),
+                str(row["failed_calls"]),
+                str(row["input_tokens"]),
+                str(row["output_tokens"]),
+                str(row["cache_read_tokens"]),
+                f"{row['cost_usd']:.6f}",
+            )
+        console.print(table)
+    table = Table(
+        "blueprint",
+        "runs",
+        "ok",
+        "success rate",
+        "USD",
+        "USD per success",
+        "alerts",
+        "budget stops",
+        title="outcomes",
+    )
+    for row in report["outcomes"]:
+        rate = "-" if row["success_rate"] is None else f"{row['success_rate']:.1%}"
+        per = "-" if row["cost_per_success_usd"] is None else f"{row['cost_per_success_usd']:.6f}"
+        table.add_row(
+            row["blueprint"],
+            str(row["runs"]),
+            str(row["successes"]),
+            rate,
+            f"{row['cost_usd']:.6f}",
+            per,
+            str(row["budget_alerts"]),
+            str(row["budget_stops"]),
+        )
+    console.print(table)
+    return 0
+
+
+async def cmd_db(args: argparse.Namespace, console: Console) -> int:
+    """`db upgrade`: apply the ledger's Alembic migrations (workers do this at start too)."""
+    from activities.ledger import Ledger
+
+    ledger = Ledger.from_settings(get_settings())
+    try:
+        await ledger.upgrade()
+    finally:
+        await ledger.close()
+    console.print(f"ledger at head ({ledger.dialect})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's arguments."""
     parser = argparse.ArgumentParser(prog="starter.py", description="AI Factory operator CLI")
@@ -511,6 +592,12 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--since", default="24h", help="window: 90m, 24h, 7d (default 24h)")
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.add_argument("--limit", type=int, default=1000, help="read at most this many runs (newest first)")
+    costs = sub.add_parser("costs", help="spend by run, blueprint, model and day; success rate; budget stops")
+    costs.add_argument("--by", choices=["run", "blueprint", "model", "day"], default=None)
+    costs.add_argument("--limit", type=int, default=50, help="rows per table")
+    costs.add_argument("--json", action="store_true")
+    db = sub.add_parser("db", help="ledger database maintenance")
+    db.add_argument("action", choices=["upgrade"])
     return parser
 
 
@@ -539,6 +626,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(cmd_decide(args, console))
     if args.command == "stats":
         return asyncio.run(cmd_stats(args, console))
+    if args.command == "costs":
+        return asyncio.run(cmd_costs(args, console))
+    if args.command == "db":
+        return asyncio.run(cmd_db(args, console))
     return 2
 
 

@@ -13,16 +13,19 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.bundle import build_activities
+from activities.bundle import build_activities, build_model_activities, build_providers
+from activities.cost_plan import load_price_table
 from activities.gpu.activity import GpuModelActivities
 from activities.gpu.engine import EngineUnavailable, GenerationEngine, create_engine
 from activities.gpu.metrics import GpuMetrics, export_to_opentelemetry
+from activities.ledger import Ledger
 from observability.logs import get_logger
 from observability.setup import flush_telemetry, init_telemetry, sdk_metrics_exporter, temporal_runtime
 from settings import Settings, get_settings
@@ -54,28 +57,76 @@ def build_worker(
     )
 
 
+def check_cost_config(settings: Settings) -> None:
+    """Refuse to start on a cost configuration that would only fail mid-run: an unreadable price
+    file, a non-positive provider rate limit, a circuit breaker that cannot close."""
+    load_price_table(settings)  # raises PriceFileError / OSError
+    bad = {p: r for p, r in settings.provider_rate_limits.items() if not r > 0}
+    if bad:
+        raise ValueError(f"provider_rate_limits must be positive calls per second: {bad}")
+    if settings.circuit_failure_threshold < 1 or settings.circuit_cooldown_s <= 0:
+        raise ValueError("circuit_failure_threshold must be >= 1 and circuit_cooldown_s > 0")
+
+
+def build_provider_workers(
+    client: Client, settings: Settings, model_turn: Callable[..., Any]
+) -> list[Worker]:
+    """One worker per rate-limited provider: its own task queue, only `model_turn`, and Temporal's
+    task-queue rate limit, so a slow or rate-limited provider backs work up in its queue."""
+    return [
+        Worker(
+            client,
+            task_queue=settings.provider_task_queue(provider),
+            activities=[model_turn],
+            max_task_queue_activities_per_second=rate,
+            graceful_shutdown_timeout=timedelta(seconds=30),
+        )
+        for provider, rate in sorted(settings.provider_rate_limits.items())
+    ]
+
+
 async def serve(settings: Settings, task_queue: str | None = None) -> None:
     """Run until SIGINT/SIGTERM, then drain: in-flight activities get the grace period to finish.
-    Traces, JSON logs and metrics as settings say; `/metrics` on `metrics_port` when set."""
+    Traces, JSON logs and metrics as settings say; `/metrics` on `metrics_port` when set. The
+    ledger is migrated to head first, and the cost configuration checked."""
+    check_cost_config(settings)
     init_telemetry(settings)
+    ledger = Ledger.from_settings(settings)
+    await ledger.upgrade()
     async with sdk_metrics_exporter():
         client = await connect(settings, runtime=temporal_runtime())
         await ensure_search_attributes(client)
-        worker = build_worker(client, settings, task_queue=task_queue)
+        from blueprints.catalog import default_catalog
+
+        catalog = default_catalog(settings.extension_modules)
+        providers = build_providers(settings, catalog)
+        models = build_model_activities(settings, providers, ledger)  # one circuit breaker for all queues
+        activities = build_activities(
+            settings, catalog=catalog, providers=providers, ledger=ledger, model_activities=models
+        )
+        worker = build_worker(client, settings, task_queue=task_queue, activities=activities)
+        provider_workers = build_provider_workers(client, settings, models.model_turn)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        get_logger("ai_factory.worker").info(
+        log = get_logger("ai_factory.worker")
+        log.info(
             "worker serving",
             task_queue=task_queue or settings.task_queue,
             temporal_address=settings.temporal_address,
             metrics_port=settings.metrics_port,
             trace_exporter=settings.trace_exporter,
             payload_encryption=bool(settings.payload_encryption_key),
+            provider_queues=[w.task_queue for w in provider_workers],
         )
-        async with worker:
-            await stop.wait()
+        try:
+            async with AsyncExitStack() as stack:
+                for running in (worker, *provider_workers):
+                    await stack.enter_async_context(running)
+                await stop.wait()
+        finally:
+            await ledger.close()
 
 
 def build_gpu_worker(

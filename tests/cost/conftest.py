@@ -16,7 +16,7 @@ import pytest
 from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowHandle
 
-from activities.bundle import build_activities
+from activities.bundle import build_activities, build_model_activities
 from activities.ledger import Ledger
 from activities.models.base import ModelProvider, ProviderRegistry
 from activities.models.offline import OfflineProvider
@@ -142,6 +142,13 @@ class Harness:
     tools: ToolRegistry
     providers: ProviderRegistry
     status: RunStatus | None = None
+    _models: Any = None
+
+    def model_activities(self) -> Any:
+        """The model activities, built once per harness (one circuit breaker, as in a worker)."""
+        if self._models is None:
+            self._models = build_model_activities(self.settings, self.providers, self.ledger)
+        return self._models
 
     def activities(self) -> list[Any]:
         return build_activities(
@@ -150,6 +157,7 @@ class Harness:
             tools=self.tools,
             providers=self.providers,
             ledger=self.ledger,
+            model_activities=self.model_activities(),
         )
 
     async def run(

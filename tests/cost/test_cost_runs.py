@@ -382,3 +382,87 @@ async def test_context_control_summarizes_older_turns_as_a_step_of_its_own(
         else:
             assert status.compactions == 0 and summaries == []
     assert max(sizes[True]) < 0.6 * max(sizes[False])
+
+
+# ------------------------------------------------------------------------------- operations
+async def test_a_rate_limited_provider_gets_its_own_queue_and_worker(
+    env: WorkflowEnvironment, sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    from worker import build_provider_workers
+
+    model = ScriptedProvider(lambda r: None)
+    queue = f"tq-{tmp_path.name[-20:]}"
+    harness = make_harness(
+        env.client, sqlite_ledger, tmp_path, model, task_queue=queue, provider_rate_limits={"scripted": 20.0}
+    )
+    models = harness.model_activities()
+    [provider_worker] = build_provider_workers(env.client, harness.settings, models.model_turn)
+    assert provider_worker.task_queue == f"{queue}-scripted"
+    async with provider_worker:
+        result, handle = await harness.run(
+            RunRequest(
+                blueprint="cost-probe",
+                input={"topic": "queues"},
+                routes=route(ModelTarget(provider="scripted", model=HAIKU)),
+            ),
+            task_queue=queue,
+        )
+    assert result.state == "COMPLETE", result.error
+    rows = await sqlite_ledger.rows(schema.model_calls, run_id=handle.id)
+    assert rows and {r["task_queue"] for r in rows} == {f"{queue}-scripted"}
+
+
+async def test_costs_reports_spend_success_rate_and_budget_stops(
+    env: WorkflowEnvironment, tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    import json
+
+    import settings as settings_module
+    import starter
+
+    ledger = Ledger(f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}")
+    await ledger.upgrade()
+    runaway = ScriptedProvider(tool_forever, usage=Usage(input_tokens=400, output_tokens=40))
+    harness = make_harness(env.client, ledger, tmp_path, runaway)
+    scripted = route(ModelTarget(provider="scripted", model=HAIKU))
+    await harness.run(
+        RunRequest(blueprint="cost-probe", input={"topic": "a"}, routes=scripted, max_usd=0.005)
+    )
+    await harness.run(RunRequest(blueprint="cost-probe", input={"topic": "b"}))
+    await harness.run(RunRequest(blueprint="cost-probe", input={"topic": "c"}))
+    await ledger.close()
+    monkeypatch.setattr(settings_module, "get_settings", lambda: harness.settings)
+    monkeypatch.setattr(starter, "get_settings", lambda: harness.settings)
+    assert await starter.cmd_costs(starter.build_parser().parse_args(["costs", "--json"]), None) == 0  # type: ignore[arg-type]
+    report = json.loads(capsys.readouterr().out)
+    [total] = [r for r in report["outcomes"] if r["blueprint"] == "*"]
+    assert total["runs"] == 3 and total["successes"] == 2 and total["budget_stops"] == 1
+    assert total["success_rate"] == round(2 / 3, 4)
+    assert abs(total["cost_per_success_usd"] - total["cost_usd"] / 2) < 1e-9 and total["cost_usd"] > 0
+    models = {r["key"]: r for r in report["by_model"]}
+    assert models[f"scripted/{HAIKU}"]["cost_usd"] == total["cost_usd"]
+    assert len(report["by_run"]) == 3 and len(report["by_day"]) == 1
+    assert report["by_blueprint"][0]["key"] == "cost-probe"
+    # The rich tables render too.
+    from rich.console import Console
+
+    assert await starter.cmd_costs(starter.build_parser().parse_args(["costs"]), Console(width=200)) == 0
+    assert "budget stops" in capsys.readouterr().out
+
+
+def test_a_worker_refuses_to_start_on_a_bad_price_file_or_rate_limit(tmp_path: Path) -> None:
+    import pytest
+
+    from policies.pricing import PriceFileError
+    from settings import Settings
+    from worker import check_cost_config
+
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"models": {"my-model": {"input": -1, "output": 2}}}')
+    with pytest.raises(PriceFileError, match="my-model"):
+        check_cost_config(Settings(price_file=bad))
+    with pytest.raises(ValueError, match="provider_rate_limits must be positive"):
+        check_cost_config(Settings(provider_rate_limits={"anthropic": 0}))
+    good = tmp_path / "prices.toml"
+    good.write_text('version = "ops-1"\n[models."my-model"]\ninput = 1.5\noutput = 6\ncache_read = 0.15\n')
+    check_cost_config(Settings(price_file=good))
