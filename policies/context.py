@@ -41,11 +41,13 @@ def split_for_compaction(
     separated from the call it answers."""
     if len(messages) < 3:
         return None
-    start = max(len(messages) - max(keep_recent, 1), 2)
-    while start < len(messages) and messages[start].role != "assistant":
-        start += 1
-    if start >= len(messages):
-        start = len(messages)
+    # Walk back from the keep line to an assistant turn, so recent turns keep at least one whole
+    # call/result pair and never begin with an orphaned tool result.
+    start = len(messages) - max(keep_recent, 1)
+    while start > 1 and messages[start].role != "assistant":
+        start -= 1
+    if start <= 1:
+        return None
     older = messages[1:start]
     if len(older) < 2:
         return None
