@@ -155,7 +155,7 @@ async def test_malformed_tool_arguments_get_a_structured_error_and_the_loop_goes
             "workspace-notes",
             input_value={"topic": "errors", "sections": ["one"]},
             provider="scripted",
-            model="scripted-1",
+            model="claude-haiku-4-5",  # routed models must be priced (cost governance)
         )
         result = await run_to_end(env.client, request, task_queue)
     assert result.state == "COMPLETE", result.error
@@ -181,7 +181,7 @@ async def test_a_model_that_never_finishes_is_stopped_by_max_turns(
             "workspace-notes",
             input_value={"topic": "loops", "sections": ["one"]},
             provider="scripted",
-            model="s",
+            model="claude-haiku-4-5",  # routed models must be priced
         )
         result = await run_to_end(env.client, request, task_queue)
     assert result.state == "FAILED"
@@ -201,7 +201,10 @@ async def test_an_invalid_plan_is_retried_three_times_then_escalates_and_a_rejec
     model = ScriptedProvider(script)
     async with running_worker(env.client, isolated_settings(tmp_path), task_queue, providers=[model]):
         request = make_request(
-            "algorithm-explainer", input_value=example("algorithm-explainer"), provider="scripted"
+            "algorithm-explainer",
+            input_value=example("algorithm-explainer"),
+            provider="scripted",
+            model="claude-haiku-4-5",  # routed models must be priced
         )
         handle = await start_run(env.client, request, task_queue=task_queue)
         for _ in range(600):  # planning fails 3 times, then the run waits for a person

@@ -16,7 +16,7 @@ from workflows.activity_stubs import ActivityNames
 PINNED_WORKFLOWS = {
     "AgentRunWorkflow": {"queries": {"status"}, "signals": {"approve", "reject", "revise"}},
 }
-PINNED_ACTIVITIES = {"validate_request", "model_turn", "call_tool", "review_output"}
+PINNED_ACTIVITIES = {"validate_request", "model_turn", "call_tool", "review_output", "record_run_end"}
 
 
 def test_workflow_names_queries_and_signals_are_pinned() -> None:

@@ -8,6 +8,7 @@ activity that runs twice never counts twice. Other parts of the engine write thr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,13 @@ def create_engine_for(url: str) -> AsyncEngine:
 class Ledger:
     """The write API (and the few reads the engine needs) over one database."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, auto_migrate: bool = True) -> None:
         self.url = url
         self.engine = create_engine_for(url)
+        # A ledger nobody migrated (a test worker, a script) upgrades itself before its first use.
+        self._auto_migrate = auto_migrate
+        self._migrated = False
+        self._migrate_lock = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ledger:
@@ -96,6 +101,14 @@ class Ledger:
 
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade)
+        self._migrated = True
+
+    async def _ready(self) -> None:
+        if self._migrated or not self._auto_migrate:
+            return
+        async with self._migrate_lock:
+            if not self._migrated:
+                await self.upgrade()
 
     async def close(self) -> None:
         """Dispose of the connection pool."""
@@ -106,6 +119,7 @@ class Ledger:
         self, run: RunStartRecord, transitions: Iterable[TransitionEvent] = ()
     ) -> None:
         """A run's first row (kept if it exists) and any transitions riding along."""
+        await self._ready()
         async with self.engine.begin() as conn:
             row = run.model_dump()
             row["state"] = "VALIDATING"
@@ -114,6 +128,7 @@ class Ledger:
 
     async def record_transitions(self, run_id: str, transitions: Iterable[TransitionEvent]) -> None:
         """State transitions (unique by run and sequence number)."""
+        await self._ready()
         async with self.engine.begin() as conn:
             await self._transitions(conn, run_id, transitions)
 
@@ -122,6 +137,7 @@ class Ledger:
     ) -> bool:
         """One attempt of a model call (unique by run, step, attempt). Returns False when it was
         already recorded (a retried activity): the caller must not count it again."""
+        await self._ready()
         row = call.model_dump(exclude={"usage"})
         row.update(
             input_tokens=call.usage.input_tokens,
@@ -138,6 +154,7 @@ class Ledger:
         self, call: ToolCallRecord, transitions: Iterable[TransitionEvent] = ()
     ) -> bool:
         """One tool call (unique by run and step); False when already recorded."""
+        await self._ready()
         async with self.engine.begin() as conn:
             inserted = await self._insert_ignore(conn, schema.tool_calls, [call.model_dump()])
             await self._transitions(conn, call.run_id, transitions)
@@ -145,6 +162,7 @@ class Ledger:
 
     async def record_run_end(self, end: RunEndRecord, transitions: Iterable[TransitionEvent] = ()) -> None:
         """The run's outcome and totals (the same values on a retry, so an update is idempotent)."""
+        await self._ready()
         values = end.model_dump(exclude={"run_id"})
         async with self.engine.begin() as conn:
             await self._insert_ignore(conn, schema.runs, [{"run_id": end.run_id, **values}])
@@ -153,22 +171,26 @@ class Ledger:
 
     async def record_escalation(self, escalation: EscalationRecord) -> bool:
         """A run asked a human; False when this escalation id was already recorded."""
+        await self._ready()
         async with self.engine.begin() as conn:
             return await self._insert_ignore(conn, schema.escalations, [escalation.model_dump()]) > 0
 
     async def record_decision(self, decision: DecisionRecord) -> bool:
         """The answer to an escalation; False when this decision id was already recorded."""
+        await self._ready()
         async with self.engine.begin() as conn:
             return await self._insert_ignore(conn, schema.decisions, [decision.model_dump()]) > 0
 
     async def record_dead_letter(self, letter: DeadLetterRecord) -> bool:
         """A dead letter; False when this id was already recorded."""
+        await self._ready()
         async with self.engine.begin() as conn:
             return await self._insert_ignore(conn, schema.dead_letters, [letter.model_dump()]) > 0
 
     async def mark_redriven(self, dead_letter_id: str, redriven_by: str) -> bool:
         """Link a dead letter to the run that redrove it; False when it does not exist or was
         already redriven by another run."""
+        await self._ready()
         table = schema.dead_letters
         async with self.engine.begin() as conn:
             result = await conn.execute(
@@ -184,6 +206,7 @@ class Ledger:
         self, run_id: str, step_id: str, before_attempt: int | None = None
     ) -> tuple[Usage, float, int]:
         """(usage, USD, count) of the failed attempts of one call that billed tokens."""
+        await self._ready()
         table = schema.model_calls
         query = select(
             func.coalesce(func.sum(table.c.input_tokens), 0),
@@ -204,6 +227,7 @@ class Ledger:
 
     async def run_spend(self, run_id: str) -> tuple[int, float]:
         """(tokens, USD) the ledger holds for a run, every attempt included."""
+        await self._ready()
         table = schema.model_calls
         query = select(
             func.coalesce(func.sum(table.c.input_tokens + table.c.output_tokens), 0),
@@ -215,6 +239,7 @@ class Ledger:
 
     async def rows(self, table: Table, **where: Any) -> list[dict[str, Any]]:
         """Rows of a table matching equality filters (tests and the CLI read with this)."""
+        await self._ready()
         query = select(table)
         for column, value in where.items():
             query = query.where(table.c[column] == value)
