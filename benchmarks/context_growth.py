@@ -103,7 +103,9 @@ class LoopModel:
         if count <= self.turns:
             call = ToolCall(id=f"c{count}", name="lookup", arguments={"query": f"{task} part {count}"})
         else:
-            call = ToolCall(id="done", name="submit_result", arguments={"status": "success", "result": {"n": count}})
+            call = ToolCall(
+                id="done", name="submit_result", arguments={"status": "success", "result": {"n": count}}
+            )
         prompt = request.system + json.dumps([m.model_dump(mode="json") for m in request.messages])
         prompt += json.dumps([t.model_dump(mode="json") for t in request.tools])
         return ModelTurnResult(
@@ -111,18 +113,24 @@ class LoopModel:
             model=request.model,
             tool_calls=[call],
             stop_reason="tool_use",
-            usage=Usage(input_tokens=approx_tokens(prompt), output_tokens=approx_tokens(json.dumps(call.arguments))),
+            usage=Usage(
+                input_tokens=approx_tokens(prompt), output_tokens=approx_tokens(json.dumps(call.arguments))
+            ),
         )
 
 
-async def measure(env: WorkflowEnvironment, ledger: Ledger, data: Path, turns: int, policy: ContextPolicy) -> dict[str, int]:
+async def measure(
+    env: WorkflowEnvironment, ledger: Ledger, data: Path, turns: int, policy: ContextPolicy
+) -> dict[str, int]:
     """Run one loop of `turns` turns; input tokens of the loop (execute + summarize) and of the run."""
     catalog = Catalog([BLUEPRINT])
     providers = ProviderRegistry()
     providers.register(OfflineProvider(catalog))
     providers.register(LoopModel(turns, catalog))
     settings = Settings(_env_file=None, data_dir=data, model_provider="offline")  # type: ignore[call-arg]
-    activities = build_activities(settings, catalog=catalog, tools=_tools(), providers=providers, ledger=ledger)
+    activities = build_activities(
+        settings, catalog=catalog, tools=_tools(), providers=providers, ledger=ledger
+    )
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     request = RunRequest(
         blueprint="context-loop",
@@ -131,7 +139,9 @@ async def measure(env: WorkflowEnvironment, ledger: Ledger, data: Path, turns: i
         context=policy,
     )
     async with build_worker(env.client, settings, task_queue=queue, activities=activities):
-        handle = await start_run(env.client, request, task_queue=queue, workflow_id=f"bench-{uuid.uuid4().hex[:10]}")
+        handle = await start_run(
+            env.client, request, task_queue=queue, workflow_id=f"bench-{uuid.uuid4().hex[:10]}"
+        )
         result = await handle.result()
     if result.state != "COMPLETE":
         raise RuntimeError(f"{turns}-turn run ended {result.state}: {result.error}")
@@ -148,14 +158,17 @@ async def measure(env: WorkflowEnvironment, ledger: Ledger, data: Path, turns: i
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, nargs="+", default=[5, 10, 20, 40])
-    parser.add_argument("--window", type=int, default=8_000, help="context window the policy measures against")
+    parser.add_argument(
+        "--window", type=int, default=8_000, help="context window the policy measures against"
+    )
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--keep-recent", type=int, default=4)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     server = Path(sys.executable).parent / "temporal-test-server"
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=str(server) if server.exists() else None, data_converter=pydantic_data_converter
+        test_server_existing_path=str(server) if server.exists() else None,
+        data_converter=pydantic_data_converter,
     )
     results: dict[str, dict[int, dict[str, int]]] = {"plain": {}, "controlled": {}}
     try:
@@ -185,7 +198,9 @@ async def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"window {args.window} tokens, compaction past {args.threshold:.0%}; input tokens of the tool loop (whole run)")
+        print(
+            f"window {args.window} tokens, compaction past {args.threshold:.0%}; input tokens of the tool loop (whole run)"
+        )
         print(f"{'turns':>6} {'plain':>18} {'controlled':>18} {'summaries':>10}")
         for turns in args.turns:
             plain, ctl = results["plain"][turns], results["controlled"][turns]

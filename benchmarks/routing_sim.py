@@ -45,7 +45,10 @@ STRATEGIES: dict[str, tuple[dict[str, list[ModelTarget]], int]] = {
     # name: (routes, attempts per target)
     "frontier-only": ({CATCH_ALL: [target(FRONTIER)]}, 1),
     "mid with retries": ({CATCH_ALL: [target(MID)]}, 3),
-    "routed": ({"classify": [target(SMALL), target(MID), target(FRONTIER)], CATCH_ALL: [target(FRONTIER)]}, 1),
+    "routed": (
+        {"classify": [target(SMALL), target(MID), target(FRONTIER)], CATCH_ALL: [target(FRONTIER)]},
+        1,
+    ),
 }
 
 
