@@ -8,6 +8,7 @@ from typing import Any
 import anthropic
 from anthropic.types import Message as AnthropicMessage
 
+from activities.models.billing import attach_billed_usage
 from activities.models.errors import MalformedResponseError
 from contracts.model import Message, ModelTurnInput, ModelTurnResult, ToolCall, ToolSpec, Usage
 
@@ -49,9 +50,17 @@ class AnthropicProvider:
         started = time.perf_counter()
         response = await self._client.messages.create(**params)
         latency_ms = (time.perf_counter() - started) * 1000
-        return parse_anthropic_message(
-            response, provider=self.name, model=request.model, latency_ms=latency_ms
-        )
+        try:
+            return parse_anthropic_message(
+                response, provider=self.name, model=request.model, latency_ms=latency_ms
+            )
+        except MalformedResponseError as exc:
+            # The provider billed this call even though its answer is unusable: say how much, so
+            # the attempt is counted against the run's budget.
+            billed = anthropic_usage(response)
+            if billed.input_tokens or billed.output_tokens:
+                attach_billed_usage(exc, billed)
+            raise
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
@@ -119,26 +128,31 @@ def parse_anthropic_message(
             texts.append(getattr(block, "text", "") or "")
         elif block_type == "tool_use":
             tool_calls.append(_tool_call(block))
-    usage = getattr(response, "usage", None)
-    # Anthropic's `input_tokens` leaves out the cached tokens; the contract's includes them.
-    uncached = getattr(usage, "input_tokens", None) or 0
-    cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
-    cache_write = getattr(usage, "cache_creation_input_tokens", None) or 0
     return ModelTurnResult(
         provider=provider,
         model=model,
         text="".join(texts),
         tool_calls=tool_calls,
         stop_reason=getattr(response, "stop_reason", None) or "end_turn",
-        usage=Usage(
-            input_tokens=uncached + cache_read + cache_write,
-            output_tokens=getattr(usage, "output_tokens", None) or 0,
-            cache_read_tokens=cache_read,
-            cache_write_tokens=cache_write,
-        ),
+        usage=anthropic_usage(response),
         latency_ms=latency_ms,
         response_model=str(getattr(response, "model", None) or ""),
         response_id=str(getattr(response, "id", None) or ""),
+    )
+
+
+def anthropic_usage(response: Any) -> Usage:
+    """The contract's usage from a Messages API response (zeros where the server sent none).
+    Anthropic's `input_tokens` leaves out the cached tokens; the contract's includes them."""
+    usage = getattr(response, "usage", None)
+    uncached = getattr(usage, "input_tokens", None) or 0
+    cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
+    cache_write = getattr(usage, "cache_creation_input_tokens", None) or 0
+    return Usage(
+        input_tokens=uncached + cache_read + cache_write,
+        output_tokens=getattr(usage, "output_tokens", None) or 0,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
     )
 
 
