@@ -18,6 +18,8 @@ async def spend_by(ledger: Ledger, dimension: Dimension, limit: int = 50) -> lis
     """Model-call spend grouped by one dimension (every attempt that billed included), dearest first."""
     calls = schema.model_calls
     runs = schema.runs
+    key: Any
+    source: Any
     if dimension == "run":
         key = calls.c.run_id
         source = calls
@@ -76,7 +78,7 @@ async def outcomes(ledger: Ledger) -> list[dict[str, Any]]:
     async with ledger.engine.connect() as conn:
         rows = [r._asdict() for r in (await conn.execute(query)).all()]
     if rows:
-        total = {"blueprint": "*"}
+        total: dict[str, Any] = {"blueprint": "*"}
         for field in ("runs", "successes", "cost_usd", "budget_alerts", "budget_stops"):
             total[field] = sum(r[field] or 0 for r in rows)
         rows.append(total)
