@@ -232,7 +232,7 @@ def payment_request(amount: float = 250, version: str = "1.0.0", **fields: Any) 
         version=version,
         input={"invoice": f"INV-{uuid.uuid4().hex[:6]}", "amount": amount, "to": "bob@example.com"},
         provider="scripted",
-        model="scripted-v1",
+        model="claude-haiku-4-5",  # routed models must be in the price table
         **fields,
     )
 
