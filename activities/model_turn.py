@@ -85,7 +85,7 @@ class ModelActivities:
                 self._record(
                     inp, attempt, "ok", None, result.usage, result.cost_usd, result.latency_ms, result.ttft_ms
                 ),
-                inp.ledger.transitions,
+                inp.ledger,
             )
             if attempt > 1:
                 usage, usd, _ = await self._ledger.failed_attempts_spend(inp.run_id, inp.step_id, attempt)
@@ -124,7 +124,7 @@ class ModelActivities:
                     (time.perf_counter() - started) * 1000,
                     None,
                 ),
-                inp.ledger.transitions,
+                inp.ledger,
             )
             total_usage, total_cost, _ = await self._ledger.failed_attempts_spend(inp.run_id, inp.step_id)
         details: dict[str, Any] = (

@@ -43,7 +43,7 @@ class ToolActivities:
                     idempotency_key=inp.idempotency_key,
                     replayed=result.replayed,
                 ),
-                inp.ledger.transitions,
+                inp.ledger,
             )
         return result
 

@@ -100,10 +100,27 @@ class TransitionEvent(BaseModel):
     reason: str = ""
 
 
+class AuditEvent(BaseModel):
+    """An entry of the run's escalation audit trail waiting for the ledger: escalations and the
+    decisions that answered them become rows; `seq` is its position in the trail (its key)."""
+
+    seq: int
+    at: datetime
+    actor: str
+    action: str
+    outcome: str = "recorded"
+    escalation_id: str | None = None
+    reason: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+    escalated_from: str | None = None
+    """For `escalated`: the state that escalated."""
+
+
 class LedgerEvents(BaseModel):
     """Ledger rows that ride on an activity the run makes anyway (no extra activity per transition)."""
 
     transitions: list[TransitionEvent] = Field(default_factory=list)
+    audit: list[AuditEvent] = Field(default_factory=list)
 
 
 class RunLedgerInput(BaseModel):

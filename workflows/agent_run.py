@@ -126,6 +126,7 @@ class AgentRunWorkflow:
         self._fallbacks: list[RouteFallback] = []
         self._queues_without_workers: set[str] = set()
         self._outbox = LedgerOutbox()
+        self._outbox.attach_gate(self._gate)
         self._governor: CostGovernor | None = None
 
     # ----------------------------------------------------------------------------------- queries

@@ -13,7 +13,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
-from contracts.cost import CostPlan, LedgerEvents, ModelTarget, TransitionEvent
+from contracts.cost import AuditEvent, CostPlan, LedgerEvents, ModelTarget, TransitionEvent
 from contracts.errors import ErrorInfo
 from contracts.model import Message, ModelTurnInput, ModelTurnResult, ToolSpec, Usage
 from policies.budget import Spend, estimate_input_tokens, plan_call
@@ -47,12 +47,19 @@ class ModelsUnavailable(Exception):
 
 
 class LedgerOutbox:
-    """State transitions not yet written: each activity carries the unsent ones, and they count as
-    sent once an activity carrying them succeeds (a duplicate write is ignored by the ledger)."""
+    """State transitions and audit entries not yet written: each activity carries the unsent
+    ones, and they count as sent once an activity carrying them succeeds (a duplicate write is
+    ignored by the ledger)."""
 
     def __init__(self) -> None:
         self._events: list[TransitionEvent] = []
         self._sent = 0
+        self._gate: Any = None
+        self._audit_sent = 0
+
+    def attach_gate(self, gate: Any) -> None:
+        """Drain the human gate's audit outbox too (escalations and decisions become ledger rows)."""
+        self._gate = gate
 
     def add(self, source: str | None, target: str, at: Any, reason: str) -> None:
         """Queue one transition."""
@@ -60,13 +67,29 @@ class LedgerOutbox:
             TransitionEvent(seq=len(self._events), source=source, target=target, at=at, reason=reason)
         )
 
-    def pending(self) -> tuple[LedgerEvents, int]:
+    def pending(self) -> tuple[LedgerEvents, tuple[int, int]]:
         """The unsent events and the mark to pass to `sent` once they are written."""
-        return LedgerEvents(transitions=self._events[self._sent :]), len(self._events)
+        entries = list(self._gate._ledger_outbox) if self._gate is not None else []
+        audit = []
+        for seq in range(self._audit_sent, len(entries)):
+            entry = entries[seq]
+            packet = self._gate.packets.get(entry.escalation_id) if entry.escalation_id else None
+            audit.append(
+                AuditEvent(
+                    seq=seq,
+                    **entry.model_dump(
+                        include={"at", "actor", "action", "outcome", "escalation_id", "reason", "details"}
+                    ),
+                    escalated_from=packet.escalated_from if packet is not None else None,
+                )
+            )
+        events = LedgerEvents(transitions=self._events[self._sent :], audit=audit)
+        return events, (len(self._events), len(entries))
 
-    def sent(self, mark: int) -> None:
+    def sent(self, mark: tuple[int, int]) -> None:
         """Everything before `mark` is in the ledger."""
-        self._sent = max(self._sent, mark)
+        self._sent = max(self._sent, mark[0])
+        self._audit_sent = max(self._audit_sent, mark[1])
 
 
 class CostGovernor:

@@ -43,5 +43,5 @@ class LedgerActivities:
                 tool_calls=inp.tool_calls,
                 partial_output=inp.partial_output,
             ),
-            inp.ledger.transitions,
+            inp.ledger,
         )

@@ -27,10 +27,13 @@ from activities.ledger.records import (
     RunStartRecord,
     ToolCallRecord,
 )
-from contracts.cost import TransitionEvent
+from contracts.cost import LedgerEvents, TransitionEvent
 from contracts.model import Usage
 from settings import Settings
 
+Events = LedgerEvents | Iterable[TransitionEvent]
+#: Audit actions that are answers to an escalation (a person's decision or the policy's default).
+DECISION_ACTIONS = frozenset({"approve", "reject", "revise", "timeout"})
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
 
@@ -115,26 +118,22 @@ class Ledger:
         await self.engine.dispose()
 
     # ------------------------------------------------------------------------------ writes
-    async def record_run_start(
-        self, run: RunStartRecord, transitions: Iterable[TransitionEvent] = ()
-    ) -> None:
+    async def record_run_start(self, run: RunStartRecord, events: Events = ()) -> None:
         """A run's first row (kept if it exists) and any transitions riding along."""
         await self._ready()
         async with self.engine.begin() as conn:
             row = run.model_dump()
             row["state"] = "VALIDATING"
             await self._insert_ignore(conn, schema.runs, [row])
-            await self._transitions(conn, run.run_id, transitions)
+            await self._events(conn, run.run_id, events)
 
-    async def record_transitions(self, run_id: str, transitions: Iterable[TransitionEvent]) -> None:
+    async def record_transitions(self, run_id: str, events: Events) -> None:
         """State transitions (unique by run and sequence number)."""
         await self._ready()
         async with self.engine.begin() as conn:
-            await self._transitions(conn, run_id, transitions)
+            await self._events(conn, run_id, events)
 
-    async def record_model_call(
-        self, call: ModelCallRecord, transitions: Iterable[TransitionEvent] = ()
-    ) -> bool:
+    async def record_model_call(self, call: ModelCallRecord, events: Events = ()) -> bool:
         """One attempt of a model call (unique by run, step, attempt). Returns False when it was
         already recorded (a retried activity): the caller must not count it again."""
         await self._ready()
@@ -147,27 +146,25 @@ class Ledger:
         )
         async with self.engine.begin() as conn:
             inserted = await self._insert_ignore(conn, schema.model_calls, [row])
-            await self._transitions(conn, call.run_id, transitions)
+            await self._events(conn, call.run_id, events)
         return inserted > 0
 
-    async def record_tool_call(
-        self, call: ToolCallRecord, transitions: Iterable[TransitionEvent] = ()
-    ) -> bool:
+    async def record_tool_call(self, call: ToolCallRecord, events: Events = ()) -> bool:
         """One tool call (unique by run and step); False when already recorded."""
         await self._ready()
         async with self.engine.begin() as conn:
             inserted = await self._insert_ignore(conn, schema.tool_calls, [call.model_dump()])
-            await self._transitions(conn, call.run_id, transitions)
+            await self._events(conn, call.run_id, events)
         return inserted > 0
 
-    async def record_run_end(self, end: RunEndRecord, transitions: Iterable[TransitionEvent] = ()) -> None:
+    async def record_run_end(self, end: RunEndRecord, events: Events = ()) -> None:
         """The run's outcome and totals (the same values on a retry, so an update is idempotent)."""
         await self._ready()
         values = end.model_dump(exclude={"run_id"})
         async with self.engine.begin() as conn:
             await self._insert_ignore(conn, schema.runs, [{"run_id": end.run_id, **values}])
             await conn.execute(update(schema.runs).where(schema.runs.c.run_id == end.run_id).values(**values))
-            await self._transitions(conn, end.run_id, transitions)
+            await self._events(conn, end.run_id, events)
 
     async def record_escalation(self, escalation: EscalationRecord) -> bool:
         """A run asked a human; False when this escalation id was already recorded."""
@@ -247,12 +244,44 @@ class Ledger:
             return [dict(r._mapping) for r in (await conn.execute(query)).all()]
 
     # ----------------------------------------------------------------------------- helpers
-    async def _transitions(
-        self, conn: AsyncConnection, run_id: str, transitions: Iterable[TransitionEvent]
-    ) -> None:
-        rows = [{"run_id": run_id, **t.model_dump()} for t in transitions]
+    async def _events(self, conn: AsyncConnection, run_id: str, events: Events) -> None:
+        """Transitions, and escalations/decisions from the run's audit trail, keyed so that the same
+        event carried by several activities is stored once."""
+        if not isinstance(events, LedgerEvents):
+            events = LedgerEvents(transitions=list(events))
+        rows = [{"run_id": run_id, **t.model_dump()} for t in events.transitions]
         if rows:
             await self._insert_ignore(conn, schema.state_transitions, rows)
+        escalations, decisions = [], []
+        for entry in events.audit:
+            if entry.action == "escalated" and entry.escalation_id:
+                escalations.append(
+                    EscalationRecord(
+                        escalation_id=f"{run_id}/{entry.escalation_id}",
+                        run_id=run_id,
+                        state=entry.escalated_from or "",
+                        reason=entry.reason,
+                        policy=str(entry.details.get("kind", "")),
+                        details=entry.details,
+                        created_at=entry.at,
+                    ).model_dump()
+                )
+            elif entry.action in DECISION_ACTIONS and entry.outcome == "applied" and entry.escalation_id:
+                decisions.append(
+                    DecisionRecord(
+                        decision_id=f"{run_id}/audit-{entry.seq}",
+                        escalation_id=f"{run_id}/{entry.escalation_id}",
+                        run_id=run_id,
+                        decision=entry.action,
+                        actor=entry.actor,
+                        comment=entry.reason,
+                        created_at=entry.at,
+                    ).model_dump()
+                )
+        if escalations:
+            await self._insert_ignore(conn, schema.escalations, escalations)
+        if decisions:
+            await self._insert_ignore(conn, schema.decisions, decisions)
 
     async def _insert_ignore(
         self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
