@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.model import Usage
 
 DecisionKind = Literal["approve", "reject", "revise"]
-EscalationKind = Literal["tool_call", "planning_failed", "review_failed"]
+EscalationKind = Literal["tool_call", "planning_failed", "review_failed", "budget_alert", "budget_cap"]
 EscalationStatus = Literal["open", "approved", "rejected", "revised"]
 
 

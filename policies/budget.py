@@ -8,10 +8,13 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from contracts.cost import ModelPrice, RunBudget
-from contracts.model import Message, ToolSpec
+from contracts.escalation import EscalationOption, EscalationPacket
+from contracts.model import Message, ToolSpec, Usage
+from contracts.policy import EscalationSettings
 from policies.pricing import max_call_cost
 
 #: Below this many output tokens a call is not worth making: the run stops at its cap instead.
@@ -138,3 +141,59 @@ def _stop_reason(budget: RunBudget, spent: Spend, input_tokens: int) -> str:
     if budget.max_usd is not None:
         parts.append(f"${spent.usd:.6f}/${budget.max_usd:.6f} spent")
     return f"the next call (~{input_tokens} input tokens) does not fit the budget: {', '.join(parts)}"
+
+
+def extended(budget: RunBudget) -> RunBudget:
+    """The budget after a person approved going past the cap: each cap grows by its original size."""
+    return budget.model_copy(
+        update={
+            "max_tokens": None if budget.max_tokens is None else budget.max_tokens * 2,
+            "max_usd": None if budget.max_usd is None else budget.max_usd * 2,
+        }
+    )
+
+
+def budget_packet(
+    esc_id: str,
+    kind: Literal["budget_alert", "budget_cap"],
+    escalated_from: str,
+    details: dict[str, Any],
+    spent_usage: Usage,
+    model_calls: int,
+    tool_calls: int,
+    now: datetime,
+    settings: EscalationSettings,
+) -> EscalationPacket:
+    """The packet that asks a person about a run's spend (the policy said `escalate`)."""
+    spent = (
+        f"${details.get('spent_usd', 0):.4f} of ${details.get('max_usd') or 0:.4f}"
+        if details.get("max_usd")
+        else (f"{details.get('spent_tokens', 0)} of {details.get('max_tokens')} tokens")
+    )
+    if kind == "budget_alert":
+        question = f"the run has spent {spent} (past its alert line); may it go on?"
+        approve = "the run goes on under its cap"
+    else:
+        question = f"the run's next call does not fit its budget ({spent}); may it spend up to twice its cap?"
+        approve = "each cap doubles once and the run goes on; it asks again at the new cap"
+    return EscalationPacket(
+        escalation_id=esc_id,
+        kind=kind,
+        escalated_from=escalated_from,
+        trying_to=f"step {details.get('step_id', '?')}: another model call",
+        decision_needed=question,
+        options=[
+            EscalationOption(decision="approve", impact=approve),
+            EscalationOption(
+                decision="reject", impact="the run stops now, FAILED budget_exhausted, keeping what it did"
+            ),
+        ],
+        evidence=details,
+        cost_usd=float(details.get("spent_usd", 0.0)),
+        usage=spent_usage,
+        model_calls=model_calls,
+        tool_calls=tool_calls,
+        opened_at=now,
+        deadline=now + timedelta(seconds=settings.timeout_s),
+        assignee="first-level",
+    )

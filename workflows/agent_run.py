@@ -41,6 +41,7 @@ from contracts.run import (
 )
 from contracts.tools import ToolCallInput, ToolResult
 from policies import escalation as escalation_policy
+from policies.budget import budget_packet
 from policies.intake import parse_input
 from policies.limits import MAX_TOOL_RESULT_CHARS
 from policies.model_route import NO_WORKER_IN_TIME, route_targets
@@ -392,13 +393,25 @@ class AgentRunWorkflow:
         prices = {target.model: PRICES.get(target.model) or PRICES["offline-v1"]}
         return CostPlan(routes=single_route(target), prices=prices, price_table_version=PRICE_TABLE_VERSION)
 
-    async def _escalate_for_budget(self, reason: str, details: dict[str, Any]) -> bool:
-        """Seam for human escalation of a budget alert or cap (escalation lands with issue 3):
-        returns True when a human took the case; until then the policy's fallback applies."""
-        workflow.logger.warning(
-            "budget escalation requested (%s) but escalation is not available: %s", reason, details
+    async def _escalate_for_budget(self, kind: str, details: dict[str, Any]) -> bool:
+        """Ask a person about the run's spend (the budget policy said `escalate`); True = go on."""
+        settings = self._policy().escalation
+        packet = await self._gate.escalate(
+            lambda esc_id, now: budget_packet(
+                esc_id,
+                kind,  # type: ignore[arg-type]
+                self._record.state.value,
+                details,
+                self._usage,
+                self._model_calls,
+                self._tool_calls,
+                now,
+                settings,
+            ),
+            settings,
+            resumes=lambda p: p.status == "approved",
         )
-        return False
+        return packet.status == "approved"
 
     def _partial_output(self) -> dict[str, Any] | None:
         """What a run that did not complete had done: kept, not thrown away."""
@@ -428,6 +441,8 @@ class AgentRunWorkflow:
         outage is logged, never turned into a failed run."""
         events, mark = self._outbox.pending()
         governor = self._governor
+        if governor is not None:
+            governor.publish_cost()
         info = workflow.info()
         try:
             await act.record_run_end(

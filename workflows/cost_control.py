@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 from contracts.cost import AuditEvent, CostPlan, LedgerEvents, ModelTarget, TransitionEvent
 from contracts.errors import ErrorInfo
 from contracts.model import Message, ModelTurnInput, ModelTurnResult, ToolSpec, Usage
-from policies.budget import Spend, estimate_input_tokens, plan_call
+from policies.budget import Spend, estimate_input_tokens, extended, plan_call
 from policies.context import compacted, needs_compaction, split_for_compaction, summary_request
 from policies.retries import policy_for
 from policies.routing import chain_for, route_reason
@@ -26,7 +26,7 @@ from workflows.search_attributes import FACTORY_BUDGET_ALERT, FACTORY_COST_USD
 BUDGET_EXHAUSTED = "budget_exhausted"
 MODELS_UNAVAILABLE = "models_unavailable"
 
-#: Called with (reason, details) when the policy asks a human; returns True when a human took it.
+#: Called with (kind, details) when the budget policy asks a person; True = the run may go on.
 EscalationHook = Callable[[str, dict[str, Any]], Awaitable[bool]]
 
 
@@ -120,6 +120,10 @@ class CostGovernor:
     def _charge(self, usage: Usage, usd: float) -> None:
         self.usage = self.usage + usage
         self.cost_usd = round(self.cost_usd + usd, 8)
+
+    def publish_cost(self) -> None:
+        """Put the spend on the `FactoryCostUsd` search attribute (at the alert and at the end, not
+        per call: each upsert is a history event)."""
         workflow.upsert_search_attributes([FACTORY_COST_USD.value_set(self.cost_usd)])
 
     def _committed(self) -> Spend:
@@ -159,7 +163,17 @@ class CostGovernor:
             if budget_plan.alert:
                 await self._raise_alert(step_id)
             if budget_plan.action == "stop":
-                await self._stop(step_id, kind, budget_plan.reason)
+                await self._cap_reached(step_id, kind, budget_plan.reason)  # raises unless extended
+                budget_plan = plan_call(
+                    self.plan.budget,
+                    self._committed(),
+                    price=price,
+                    input_tokens=input_tokens,
+                    max_tokens=max_tokens,
+                    max_attempts=policy_for("model").max_attempts,
+                )
+                if budget_plan.action == "stop":
+                    self._stop(step_id, kind, budget_plan.reason)
             reason = route_reason(index, chain, failures)
             call_id = step_id if index == 0 else f"{step_id}~{index}"
             events, mark = self.outbox.pending()
@@ -245,32 +259,37 @@ class CostGovernor:
             return
         self.alerted = True
         budget = self.plan.budget
-        details = {
-            "step_id": step_id,
-            "spent_tokens": self.spent.tokens,
-            "spent_usd": self.spent.usd,
-            "max_tokens": budget.max_tokens,
-            "max_usd": budget.max_usd,
-        }
+        details = self._details(step_id)
         workflow.logger.warning("budget alert at %s: %s", step_id, details)
         self._alert_counter.add(1)
         workflow.upsert_search_attributes([FACTORY_BUDGET_ALERT.value_set(True)])
-        if budget.on_alert == "escalate":
-            await self._escalate("budget_alert", details)
+        self.publish_cost()
+        if budget.on_alert == "escalate" and not await self._escalate("budget_alert", details):
+            self._stop(step_id, "", "a person stopped the run at its budget alert")
 
-    async def _stop(self, step_id: str, kind: str, reason: str) -> None:
+    async def _cap_reached(self, step_id: str, kind: str, reason: str) -> None:
+        """At the cap: ask a person when the policy says so (approval doubles the caps once per
+        escalation), else stop."""
+        if self.plan.budget.on_cap == "escalate" and await self._escalate(
+            "budget_cap", self._details(step_id)
+        ):
+            self.plan = self.plan.model_copy(update={"budget": extended(self.plan.budget)})
+            workflow.logger.warning("budget extended by a person at %s: %s", step_id, self.plan.budget)
+            return
+        self._stop(step_id, kind, reason)
+
+    def _details(self, step_id: str) -> dict[str, Any]:
         budget = self.plan.budget
-        details = {
+        return {
             "step_id": step_id,
-            "kind": kind,
             "spent_tokens": self.spent.tokens,
             "spent_usd": self.spent.usd,
             "max_tokens": budget.max_tokens,
             "max_usd": budget.max_usd,
-            "on_cap": budget.on_cap,
         }
-        if budget.on_cap == "escalate":
-            details["escalated"] = await self._escalate("budget_cap", details)
+
+    def _stop(self, step_id: str, kind: str, reason: str) -> None:
+        details = {**self._details(step_id), "kind": kind, "on_cap": self.plan.budget.on_cap}
         self.stopped = True
         workflow.logger.warning("budget cap at %s: %s", step_id, reason)
         raise BudgetStop(ErrorInfo(code=BUDGET_EXHAUSTED, message=reason, details=details))

@@ -466,3 +466,22 @@ def test_a_worker_refuses_to_start_on_a_bad_price_file_or_rate_limit(tmp_path: P
     good = tmp_path / "prices.toml"
     good.write_text('version = "ops-1"\n[models."my-model"]\ninput = 1.5\noutput = 6\ncache_read = 0.15\n')
     check_cost_config(Settings(price_file=good))
+
+
+async def test_the_run_publishes_its_spend_on_the_cost_search_attribute(
+    env: WorkflowEnvironment, sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    from workflows.search_attributes import FACTORY_COST_USD
+
+    model = ScriptedProvider(lambda r: None, usage=Usage(input_tokens=1_000, output_tokens=100))
+    harness = make_harness(env.client, sqlite_ledger, tmp_path, model)
+    result, handle = await harness.run(
+        RunRequest(
+            blueprint="cost-probe",
+            input={"topic": "sa"},
+            routes=route(ModelTarget(provider="scripted", model=SONNET)),
+        )
+    )
+    assert result.cost_usd > 0
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(FACTORY_COST_USD) == result.cost_usd
