@@ -434,7 +434,9 @@ async def test_costs_reports_spend_success_rate_and_budget_stops(
     monkeypatch.setattr(settings_module, "get_settings", lambda: harness.settings)
     monkeypatch.setattr(starter, "get_settings", lambda: harness.settings)
     assert await starter.cmd_costs(starter.build_parser().parse_args(["costs", "--json"]), None) == 0  # type: ignore[arg-type]
-    report = json.loads(capsys.readouterr().out)
+    # The SDK core may log to stdout too: the report is the one JSON object line.
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith('{"by_')]
+    report = json.loads(line)
     [total] = [r for r in report["outcomes"] if r["blueprint"] == "*"]
     assert total["runs"] == 3 and total["successes"] == 2 and total["budget_stops"] == 1
     assert total["success_rate"] == round(2 / 3, 4)
