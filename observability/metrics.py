@@ -100,8 +100,8 @@ def record_escalation(*, blueprint: str, reason: str) -> None:
 
 
 def record_budget_alert(*, blueprint: str, kind: str) -> None:
-    """A budget threshold was crossed (`kind`: e.g. `soft_usd`, `hard_tokens`). Not called on this
-    branch: budgets (issue 4) call it where the alert is raised, from workflow code."""
+    """A budget threshold was crossed (`kind`: `soft_usd`/`soft_tokens` at the alert line,
+    `hard_usd`/`hard_tokens` at the cap). Called from workflow code (`workflows/cost_control.py`)."""
     BUDGET_ALERTS.add(1, {"blueprint": blueprint, "kind": kind})
 
 

@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 from contracts.cost import AuditEvent, CostPlan, LedgerEvents, ModelTarget, TransitionEvent
 from contracts.errors import ErrorInfo
 from contracts.model import Message, ModelTurnInput, ModelTurnResult, ToolSpec, Usage
+from observability import metrics
 from policies.budget import Spend, estimate_input_tokens, extended, plan_call
 from policies.context import compacted, needs_compaction, split_for_compaction, summary_request
 from policies.retries import policy_for
@@ -107,9 +108,7 @@ class CostGovernor:
         self.compactions = 0
         self.decisions: list[dict[str, Any]] = []
         self._reserved = Spend()
-        self._alert_counter = workflow.metric_meter().create_counter(
-            "factory_budget_alerts", "Runs that crossed their budget's alert line"
-        )
+        self._blueprint = ""
 
     # --------------------------------------------------------------------------- accounting
     @property
@@ -147,6 +146,7 @@ class CostGovernor:
     ) -> ModelTurnResult:
         """One model call for a step: down the route's chain until a target answers. Raises
         `BudgetStop` when the next call does not fit, `ModelsUnavailable` when every target failed."""
+        self._blueprint = blueprint_ref
         chain = chain_for(self.plan.routes, kind)
         input_tokens = estimate_input_tokens(system, messages, tools)
         failures: list[str] = []
@@ -261,7 +261,7 @@ class CostGovernor:
         budget = self.plan.budget
         details = self._details(step_id)
         workflow.logger.warning("budget alert at %s: %s", step_id, details)
-        self._alert_counter.add(1)
+        metrics.record_budget_alert(blueprint=self._blueprint, kind=self._threshold_kind("soft"))
         workflow.upsert_search_attributes([FACTORY_BUDGET_ALERT.value_set(True)])
         self.publish_cost()
         if budget.on_alert == "escalate" and not await self._escalate("budget_alert", details):
@@ -288,8 +288,13 @@ class CostGovernor:
             "max_usd": budget.max_usd,
         }
 
+    def _threshold_kind(self, level: str) -> str:
+        """`soft_usd`, `hard_tokens`, ...: which cap the alert or stop is about (dollars first)."""
+        return f"{level}_usd" if self.plan.budget.max_usd is not None else f"{level}_tokens"
+
     def _stop(self, step_id: str, kind: str, reason: str) -> None:
         details = {**self._details(step_id), "kind": kind, "on_cap": self.plan.budget.on_cap}
+        metrics.record_budget_alert(blueprint=self._blueprint, kind=self._threshold_kind("hard"))
         self.stopped = True
         workflow.logger.warning("budget cap at %s: %s", step_id, reason)
         raise BudgetStop(ErrorInfo(code=BUDGET_EXHAUSTED, message=reason, details=details))
