@@ -77,7 +77,7 @@ async def postgresql_ledger(postgres_url: str) -> AsyncIterator[Ledger]:
     await ledger.close()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def ledger(request: pytest.FixtureRequest) -> Ledger:
     """The ledger, once per dialect."""
     return request.getfixturevalue(f"{request.param}_ledger")
