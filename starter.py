@@ -1,6 +1,7 @@
 """The operator's CLI and client helpers.
 
 python starter.py run <blueprint> [--version V] (--input <json|@file> | --example) [--wait] [--json] [--dry-run]
+                       [--max-usd USD] [--max-tokens N]
 python starter.py status <workflow_id> [--json]
 python starter.py blueprints [--json]
 python starter.py pending [--json]
@@ -164,6 +165,7 @@ async def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from blueprints.catalog import default_catalog
 
     fields: dict[str, Any] = {"version": args.version, "dry_run": args.dry_run}
+    fields.update(max_usd=args.max_usd, max_tokens=args.max_tokens)  # budget overrides (None = blueprint's)
     if args.example:
         blueprint, _ = default_catalog().resolve(args.blueprint, args.version)
         request = make_request(
@@ -562,6 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", action="store_true", help="wait for the run to end")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("--dry-run", action="store_true", help="short-circuit every side-effecting tool")
+    run.add_argument("--max-usd", type=float, default=None, help="budget: most dollars the run may spend")
+    run.add_argument("--max-tokens", type=int, default=None, help="budget: most tokens the run may spend")
     status = sub.add_parser("status", help="show a run's state and transitions")
     status.add_argument("workflow_id")
     status.add_argument("--json", action="store_true")

@@ -179,3 +179,50 @@ async def test_escalations_decisions_and_dead_letters_are_idempotent_by_id(ledge
         row["redriven_by"] == "redrive-1" and row["error"]["code"] == "task_failed" and row["attempts"] == 3
     )
     assert len(await ledger.rows(schema.decisions, escalation_id=esc.escalation_id)) == 1
+
+
+async def test_cost_reports_group_spend_and_outcomes_on_both_dialects(ledger: Ledger) -> None:
+    from activities.ledger.reports import outcomes, spend_by
+
+    blueprint = f"bp-{uuid.uuid4().hex[:8]}"
+    runs = [(rid(), True, False), (rid(), False, True)]
+    for run_id, success, stopped in runs:
+        for attempt, status in [(1, "failed"), (2, "ok")]:
+            await ledger.record_model_call(
+                ModelCallRecord(
+                    run_id=run_id,
+                    step_id="s",
+                    attempt=attempt,
+                    provider="anthropic",
+                    model=f"m-{blueprint}",
+                    status=status,
+                    usage=Usage(input_tokens=10, output_tokens=1),
+                    cost_usd=0.25,
+                )
+            )
+        await ledger.record_run_end(
+            RunEndRecord(
+                run_id=run_id,
+                blueprint=blueprint,
+                state="COMPLETE" if success else "FAILED",
+                success=success,
+                budget_stopped=stopped,
+                cost_usd=0.5,
+            )
+        )
+    by_model = {r["key"]: r for r in await spend_by(ledger, "model", limit=1000)}
+    assert by_model[f"anthropic/m-{blueprint}"] == {
+        "key": f"anthropic/m-{blueprint}",
+        "calls": 4,
+        "failed_calls": 2,
+        "input_tokens": 40,
+        "output_tokens": 4,
+        "cache_read_tokens": 0,
+        "cost_usd": 1.0,
+    }
+    by_blueprint = {r["key"]: r for r in await spend_by(ledger, "blueprint", limit=1000)}
+    assert by_blueprint[blueprint]["cost_usd"] == 1.0
+    assert any(r["calls"] >= 4 for r in await spend_by(ledger, "day"))
+    [row] = [r for r in await outcomes(ledger) if r["blueprint"] == blueprint]
+    assert (row["runs"], row["successes"], row["success_rate"], row["budget_stops"]) == (2, 1, 0.5, 1)
+    assert row["cost_per_success_usd"] == 1.0
