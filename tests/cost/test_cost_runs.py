@@ -487,3 +487,34 @@ async def test_the_run_publishes_its_spend_on_the_cost_search_attribute(
     assert result.cost_usd > 0
     described = await handle.describe()
     assert described.typed_search_attributes.get(FACTORY_COST_USD) == result.cost_usd
+
+
+async def test_runs_that_fell_back_compacted_and_stopped_at_their_cap_replay_deterministically(
+    env: WorkflowEnvironment, sqlite_ledger: Ledger, tmp_path: Path
+) -> None:
+    from temporalio.contrib.pydantic import pydantic_data_converter
+    from temporalio.worker import Replayer
+
+    from workflows.agent_run import AgentRunWorkflow
+    from workflows.sandbox import sandbox_runner
+
+    runaway = ScriptedProvider(tool_forever, usage=Usage(input_tokens=400, output_tokens=40))
+    broken = BillThenFail(failures=0, always=True)
+    harness = make_harness(env.client, sqlite_ledger, tmp_path, runaway, broken)
+    result, handle = await harness.run(
+        RunRequest(
+            blueprint="cost-probe",
+            input={"topic": "replay"},
+            routes=route(
+                ModelTarget(provider="flaky", model=HAIKU), ModelTarget(provider="scripted", model=HAIKU)
+            ),
+            max_usd=0.02,
+            context=ContextPolicy(threshold=0.5, window_tokens=3_000),
+        )
+    )
+    assert result.error is not None and result.error.code == "budget_exhausted"
+    assert harness.status is not None and harness.status.compactions >= 1
+    history = await handle.fetch_history()
+    await Replayer(
+        workflows=[AgentRunWorkflow], data_converter=pydantic_data_converter, workflow_runner=sandbox_runner()
+    ).replay_workflow(history)
