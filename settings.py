@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     provider_rate_limits: dict[str, float] = Field(default_factory=dict)
     """Provider → most model calls per second. Each listed provider's calls go through its own task
     queue (`<task_queue>-<provider>`) with Temporal's task-queue rate limit, served by `worker.py`."""
+    gpu_price_input_per_million: float = 0.02
+    """Price of the GPU workers' model per million input tokens (amortized GPU time), when the
+    price table has no entry for its served name."""
+    gpu_price_output_per_million: float = 0.04
+    """Price of the GPU workers' model per million output tokens, when the table has none."""
     circuit_failure_threshold: int = 5
     """Consecutive failures of one provider/model in a worker process that open its circuit."""
     circuit_cooldown_s: float = 30.0

@@ -15,8 +15,9 @@ from contracts.cost import ContextPolicy, CostPlan, ModelPrice, ModelTarget, Run
 from contracts.errors import ErrorInfo
 from contracts.run import ModelChoice, RunRequest
 from policies.budget import budget_problems, merge_budget
+from policies.model_route import route_targets
 from policies.pricing import parse_price_file, price_table
-from policies.routing import resolve_queues, route_problems, routed_models, single_route
+from policies.routing import CATCH_ALL, resolve_queues, route_problems, routed_models
 from settings import Settings
 
 INVALID_COST_POLICY = "invalid_cost_policy"
@@ -47,7 +48,7 @@ def resolve_cost_plan(
     """The run's CostPlan, or an `invalid_cost_policy` error listing every problem found."""
     problems: list[str] = []
     try:
-        routes = _routes(blueprint, request, model)
+        routes = _routes(settings, blueprint, request, model)
         budget = merge_budget(
             _model(RunBudget, blueprint.extra.get("budget")), request.max_tokens, request.max_usd
         )
@@ -57,6 +58,7 @@ def resolve_cost_plan(
             code=INVALID_COST_POLICY, message=f"cost policy is malformed: {exc}", details={}
         )
     version, table = load_price_table(settings)
+    table = with_gpu_model(settings, table)
     routes = resolve_queues(
         routes, gpu_task_queue=settings.gpu_task_queue, provider_queues=settings.provider_queues()
     )
@@ -76,14 +78,44 @@ def resolve_cost_plan(
     ), None
 
 
-def _routes(blueprint: Blueprint, request: RunRequest, model: ModelChoice) -> dict[str, list[ModelTarget]]:
+def _routes(
+    settings: Settings, blueprint: Blueprint, request: RunRequest, model: ModelChoice
+) -> dict[str, list[ModelTarget]]:
     if request.routes is not None:
         return request.routes
     pinned = request.provider is not None or request.model is not None
     declared = blueprint.extra.get("routes")
     if declared and not pinned:
         return {kind: [ModelTarget.model_validate(t) for t in chain] for kind, chain in declared.items()}
-    return single_route(ModelTarget(provider=model.provider, model=model.model))
+    # The chosen model with its own fallbacks (a `vllm` request: the GPU model, then the settings' model).
+    return {
+        CATCH_ALL: [
+            ModelTarget(
+                provider=t.provider,
+                model=t.model,
+                task_queue=t.task_queue,
+                gpu=t.task_queue is not None and t.task_queue == settings.gpu_task_queue,
+                schedule_to_start_s=t.schedule_to_start_s,
+            )
+            for t in route_targets(model)
+        ]
+    }
+
+
+def with_gpu_model(settings: Settings, table: dict[str, ModelPrice]) -> dict[str, ModelPrice]:
+    """The table plus the model GPU workers serve (by its served name), at the settings' GPU rate,
+    unless the table prices it already."""
+    names = {settings.gpu_served_model_name, Path(settings.gpu_model).name if settings.gpu_model else None}
+    extra = {
+        name: ModelPrice(
+            input=settings.gpu_price_input_per_million,
+            output=settings.gpu_price_output_per_million,
+            context_window=settings.gpu_max_model_len or 32_768,
+        )
+        for name in names
+        if name and name not in table
+    }
+    return {**table, **extra} if extra else table
 
 
 def _model(cls: Any, value: Any) -> Any:

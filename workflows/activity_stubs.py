@@ -62,7 +62,9 @@ async def model_turn(
     `schedule_to_start_s`, it fails with a schedule-to-start timeout when no worker takes it in time.
     GPU turns (`gpu`, or any turn given a queue when `gpu` is unsaid) use the GPU retry policy;
     `max_attempts` lowers the retry bound so every attempt fits the run's budget."""
-    options = _options("gpu_model" if (gpu if gpu is not None else bool(task_queue)) else "model", max_attempts)
+    options = _options(
+        "gpu_model" if (gpu if gpu is not None else bool(task_queue)) else "model", max_attempts
+    )
     if schedule_to_start_s:
         options["schedule_to_start_timeout"] = timedelta(seconds=schedule_to_start_s)
     return await workflow.execute_activity(

@@ -16,9 +16,6 @@ from temporalio.common import RawValue
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
-    CancelledError,
-    TimeoutError,
-    TimeoutType,
 )
 
 from contracts.cost import STEP_KINDS, CostPlan, ModelTarget, RunLedgerInput
@@ -33,7 +30,6 @@ from contracts.run import (
     ModelChoice,
     ReportCard,
     ReviewInput,
-    RouteFallback,
     RunRequest,
     RunResult,
     RunStatus,
@@ -44,7 +40,6 @@ from policies import escalation as escalation_policy
 from policies.budget import budget_packet
 from policies.intake import parse_input
 from policies.limits import MAX_TOOL_RESULT_CHARS
-from policies.model_route import NO_WORKER_IN_TIME, route_targets
 from policies.naming import idempotency_key, workspace_name
 from policies.plan import execution_waves, validate_plan
 from policies.pricing import PRICE_TABLE_VERSION, PRICES
@@ -92,16 +87,6 @@ def error_from_activity(exc: ActivityError, code: str) -> ErrorInfo:
     return ErrorInfo(code=code, message=str(cause or exc), retryable=False, details={"activity": str(exc)})
 
 
-def fallback_reason(exc: ActivityError) -> tuple[str, str]:
-    """Why a route target failed: no worker in time, or the activity's error type; and a message."""
-    cause = exc.cause
-    if isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
-        return NO_WORKER_IN_TIME, "no worker took the turn within the schedule-to-start timeout"
-    if isinstance(cause, ApplicationError):
-        return cause.type or "ApplicationError", cause.message
-    return type(cause or exc).__name__, str(cause or exc)
-
-
 @workflow.defn(name="AgentRunWorkflow")
 class AgentRunWorkflow:
     """INTAKE → VALIDATING → PLANNING → EXECUTING → REVIEWING → COMPLETE, with the failure paths."""
@@ -124,8 +109,6 @@ class AgentRunWorkflow:
         self._output: Any = None
         self._telemetry = RunTelemetry()
         self._gate = HumanGate(self._move, on_escalate=self._telemetry.escalated)
-        self._fallbacks: list[RouteFallback] = []
-        self._queues_without_workers: set[str] = set()
         self._outbox = LedgerOutbox()
         self._outbox.attach_gate(self._gate)
         self._governor: CostGovernor | None = None
@@ -155,7 +138,7 @@ class AgentRunWorkflow:
             escalations=list(self._gate.packets.values()),
             policy_decisions=self._gate.policy_decisions,
             audit=self._gate.audit,
-            fallbacks=self._fallbacks,
+            fallbacks=self._governor.fallbacks if self._governor else [],
             **self._cost_status(),
         )
 
@@ -231,7 +214,7 @@ class AgentRunWorkflow:
             blueprint=self._blueprint.ref if self._blueprint else request.blueprint,
             model=self._model,
             report_cards=self._report_cards,
-            fallbacks=self._fallbacks,
+            fallbacks=self._governor.fallbacks if self._governor else [],
             partial_output=None if complete else self._partial_output(),
             budget_alerted=bool(self._governor and self._governor.alerted),
             budget_stopped=bool(self._governor and self._governor.stopped),
@@ -474,44 +457,6 @@ class AgentRunWorkflow:
             self._outbox.sent(mark)
         except ActivityError as exc:
             workflow.logger.error("ledger write of the run's end failed: %s", exc)
-
-    async def _model_turn_on_route(self, inp: ModelTurnInput) -> ModelTurnResult:
-        """The turn on the route's first target, moving down the route (and recording why) when a
-        target fails or no worker takes it in time. A queue that had no worker is skipped for the
-        rest of the run, so later turns do not wait for it again."""
-        assert self._model is not None
-        targets = [
-            t for t in route_targets(self._model) if t.task_queue not in self._queues_without_workers
-        ] or route_targets(self._model)[-1:]
-        for index, target in enumerate(targets):
-            turn = inp.model_copy(update={"provider": target.provider, "model": target.model})
-            try:
-                return await act.model_turn(
-                    turn, task_queue=target.task_queue, schedule_to_start_s=target.schedule_to_start_s
-                )
-            except ActivityError as exc:
-                if index + 1 == len(targets) or isinstance(exc.cause, CancelledError):
-                    raise
-                reason, message = fallback_reason(exc)
-                if reason == NO_WORKER_IN_TIME and target.task_queue:
-                    self._queues_without_workers.add(target.task_queue)
-                following = targets[index + 1]
-                self._fallbacks.append(
-                    RouteFallback(
-                        step_id=inp.step_id,
-                        from_provider=target.provider,
-                        from_model=target.model,
-                        from_task_queue=target.task_queue,
-                        to_provider=following.provider,
-                        to_model=following.model,
-                        reason=reason,
-                        message=message[:500],
-                    )
-                )
-                workflow.logger.warning(
-                    "step %s moved down its route: %s (%s)", inp.step_id, following.model, reason
-                )
-        raise AssertionError("a route has at least one target")
 
     # --------------------------------------------------------------------------------- PLANNING
     async def _make_plan(self) -> Plan:

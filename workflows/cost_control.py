@@ -16,9 +16,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError,
 from contracts.cost import AuditEvent, CostPlan, LedgerEvents, ModelTarget, TransitionEvent
 from contracts.errors import ErrorInfo
 from contracts.model import Message, ModelTurnInput, ModelTurnResult, ToolSpec, Usage
+from contracts.run import RouteFallback
 from observability import metrics
 from policies.budget import Spend, estimate_input_tokens, extended, plan_call
 from policies.context import compacted, needs_compaction, split_for_compaction, summary_request
+from policies.model_route import NO_WORKER_IN_TIME
+from policies.pricing import cost_of
 from policies.retries import policy_for
 from policies.routing import chain_for, route_reason
 from workflows import activity_stubs as act
@@ -107,6 +110,8 @@ class CostGovernor:
         self.stopped = False
         self.compactions = 0
         self.decisions: list[dict[str, Any]] = []
+        self.fallbacks: list[RouteFallback] = []
+        self._queues_without_workers: set[str] = set()
         self._reserved = Spend()
         self._blueprint = ""
 
@@ -147,7 +152,10 @@ class CostGovernor:
         """One model call for a step: down the route's chain until a target answers. Raises
         `BudgetStop` when the next call does not fit, `ModelsUnavailable` when every target failed."""
         self._blueprint = blueprint_ref
-        chain = chain_for(self.plan.routes, kind)
+        full_chain = chain_for(self.plan.routes, kind)
+        # A queue that had no worker in time is skipped for the rest of the run (later turns do not
+        # wait for it again); the last target always stays.
+        chain = [t for t in full_chain if t.task_queue not in self._queues_without_workers] or full_chain[-1:]
         input_tokens = estimate_input_tokens(system, messages, tools)
         failures: list[str] = []
         for index, target in enumerate(chain):
@@ -158,7 +166,7 @@ class CostGovernor:
                 price=price,
                 input_tokens=input_tokens,
                 max_tokens=max_tokens,
-                max_attempts=policy_for("model").max_attempts,
+                max_attempts=policy_for(_policy_kind(target)).max_attempts,
             )
             if budget_plan.alert:
                 await self._raise_alert(step_id)
@@ -170,7 +178,7 @@ class CostGovernor:
                     price=price,
                     input_tokens=input_tokens,
                     max_tokens=max_tokens,
-                    max_attempts=policy_for("model").max_attempts,
+                    max_attempts=policy_for(_policy_kind(target)).max_attempts,
                 )
                 if budget_plan.action == "stop":
                     self._stop(step_id, kind, budget_plan.reason)
@@ -205,14 +213,18 @@ class CostGovernor:
                 result = await act.model_turn(
                     inp,
                     target.task_queue,
-                    schedule_to_start_s=target.schedule_to_start_s,
+                    target.schedule_to_start_s,
                     max_attempts=budget_plan.max_attempts,
+                    gpu=target.gpu,
                 )
             except ActivityError as exc:
                 usage, usd, what = _failure_spend(exc)
                 self._charge(usage, usd)
                 failures.append(f"{target.label}: {what}")
                 self._decide(call_id, kind, target, index, reason, f"failed: {what}", usd)
+                self._record_fallback(
+                    step_id, exc, target, chain[index + 1] if index + 1 < len(chain) else None
+                )
                 continue
             finally:
                 self._reserved = Spend(
@@ -220,6 +232,9 @@ class CostGovernor:
                 )
             self.outbox.sent(mark)
             self.model_calls += 1
+            if not result.cost_usd and (result.usage.input_tokens or result.usage.output_tokens):
+                # Activities that do not price (the GPU worker's) are priced here, at the run's prices.
+                result = result.model_copy(update={"cost_usd": cost_of(price, result.usage)})
             self._charge(
                 result.usage + result.failed_attempts_usage, result.cost_usd + result.failed_attempts_cost_usd
             )
@@ -235,6 +250,38 @@ class CostGovernor:
                 details={"failures": failures, "route": [t.label for t in chain]},
             )
         )
+
+    def _record_fallback(
+        self, step_id: str, exc: ActivityError, target: ModelTarget, following: ModelTarget | None
+    ) -> None:
+        """Keep the move down the route (`status.fallbacks`); remember queues without workers."""
+        cause = exc.cause
+        if isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START:
+            reason, message = (
+                NO_WORKER_IN_TIME,
+                "no worker took the turn within the schedule-to-start timeout",
+            )
+            if target.task_queue:
+                self._queues_without_workers.add(target.task_queue)
+        elif isinstance(cause, ApplicationError):
+            reason, message = cause.type or "ApplicationError", cause.message
+        else:
+            reason, message = type(cause or exc).__name__, str(cause or exc)
+        if following is None:
+            return
+        self.fallbacks.append(
+            RouteFallback(
+                step_id=step_id,
+                from_provider=target.provider,
+                from_model=target.model,
+                from_task_queue=target.task_queue,
+                to_provider=following.provider,
+                to_model=following.model,
+                reason=reason,
+                message=message[:500],
+            )
+        )
+        workflow.logger.warning("step %s: %s -> %s (%s)", step_id, target.label, following.label, reason)
 
     def _decide(
         self, step_id: str, kind: str, target: ModelTarget, index: int, reason: str, outcome: str, usd: float
@@ -355,3 +402,8 @@ def _failure_spend(exc: ActivityError) -> tuple[Usage, float, str]:
             return Usage(), 0.0, "no worker picked the call up in time (schedule-to-start timeout)"
         return Usage(), 0.0, f"timed out ({cause.type.name if cause.type else 'unknown'})"
     return Usage(), 0.0, f"{type(cause).__name__}: {cause}"[:200]
+
+
+def _policy_kind(target: ModelTarget) -> str:
+    """The retry policy of a target's calls: GPU turns have their own."""
+    return "gpu_model" if target.gpu else "model"
