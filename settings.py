@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     workspace_root: Path | None = None
     """Root under which each run gets its own confined workspace; data_dir/workspaces when unset."""
 
+    artifact_dir: Path | None = None
+    """Folder of the artifact store (payloads over the threshold travel by reference); data_dir/artifacts when unset."""
+    artifact_threshold_bytes: int = 256 * 1024
+    """Payloads larger than this go to the artifact store instead of workflow history."""
+    dead_letter_dir: Path | None = None
+    """Folder of the file-backed dead-letter store (until the SQL ledger takes them); data_dir/dead_letters when unset."""
+    batch_concurrency: int = 20
+    """Child runs a factory line keeps in flight when the request does not say."""
+
     model_provider: str = "auto"
     """`auto` (Anthropic if its key is set, then OpenAI, else offline), `offline`, `anthropic`, `openai`."""
     model_name: str | None = None
@@ -167,6 +176,14 @@ class Settings(BaseSettings):
     def provider_queues(self) -> dict[str, str]:
         """Provider → its own task queue, for the providers given a rate limit."""
         return {provider: self.provider_task_queue(provider) for provider in self.provider_rate_limits}
+
+    def resolved_artifact_dir(self) -> Path:
+        """The artifact store's folder."""
+        return self.artifact_dir or self.data_dir / "artifacts"
+
+    def resolved_dead_letter_dir(self) -> Path:
+        """The file-backed dead-letter store's folder."""
+        return self.dead_letter_dir or self.data_dir / "dead_letters"
 
     def resolved_workspace_root(self) -> Path:
         """The workspace root, created on first use."""

@@ -12,6 +12,9 @@ python starter.py revise <workflow_id> [--escalation-id ID] [--by WHO] [--commen
 python starter.py stats [--since 24h] [--json] [--limit N]
 python starter.py costs [--by run|blueprint|model|day] [--limit N] [--json]
 python starter.py db upgrade
+python starter.py batch <blueprint> --items <file.jsonl> [--concurrency N] [--json]
+python starter.py dlq list|show <id>|redrive <id> [--json]
+python starter.py replay <workflow_id> [--json]
 """
 
 from __future__ import annotations
@@ -32,16 +35,27 @@ from rich.table import Table
 from temporalio.client import Client, TLSConfig, WorkflowHandle
 from temporalio.runtime import Runtime
 
+from activities.artifacts import FileArtifactStore
+from activities.dead_letters import DeadLetterStore
+from contracts.batch import BatchProgress, BatchRequest, BatchSummary
 from contracts.escalation import DECISION_MODELS, EscalationPacket
 from contracts.run import RunRequest, RunResult, RunStatus
 from policies.limits import MAX_INPUT_BYTES
 from settings import Settings, get_settings
 
 RUN_WORKFLOW = "AgentRunWorkflow"
+BATCH_WORKFLOW = "FactoryLineWorkflow"
 STATUS_QUERY = "status"
 DECISION_SIGNALS = ("approve", "reject", "revise")
 #: The visibility query behind `pending` (save the same one in the Temporal UI).
 PENDING_QUERY = "FactoryState = 'AWAITING_HUMAN' AND ExecutionStatus = 'Running'"
+PROGRESS_QUERY = "progress"
+
+
+def artifact_store(settings: Settings | None = None) -> FileArtifactStore:
+    """The artifact store named by settings (workers and clients must share it)."""
+    settings = settings or get_settings()
+    return FileArtifactStore(settings.resolved_artifact_dir())
 
 
 async def connect(settings: Settings | None = None, *, runtime: Runtime | None = None) -> Client:
@@ -551,6 +565,291 @@ async def cmd_db(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------- batches
+class ItemsFileError(ValueError):
+    """A JSONL items file that cannot be read, with the line at fault."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def read_items(path: Path) -> list[Any]:
+    """One JSON value per non-empty line."""
+    items = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ItemsFileError(str(exc)) from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ItemsFileError(f"line {number}: not valid JSON: {exc.msg}", number) from exc
+    return items
+
+
+async def start_batch(
+    client: Client,
+    blueprint: str,
+    items: list[Any],
+    *,
+    settings: Settings | None = None,
+    concurrency: int | None = None,
+    batch_id: str | None = None,
+    task_queue: str | None = None,
+    **fields: Any,
+) -> WorkflowHandle[Any, BatchSummary]:
+    """Store the items in the artifact store and start a `FactoryLineWorkflow` on their reference."""
+    settings = settings or get_settings()
+    ref = artifact_store(settings).put_json(items)
+    request = BatchRequest(
+        blueprint=blueprint,
+        items_ref=ref,
+        total=len(items),
+        concurrency=concurrency or settings.batch_concurrency,
+        **fields,
+    )
+    return await client.start_workflow(
+        BATCH_WORKFLOW,
+        request,
+        id=batch_id or f"batch-{blueprint[:40]}-{uuid.uuid4().hex[:12]}",
+        task_queue=task_queue or settings.task_queue,
+        result_type=BatchSummary,
+    )
+
+
+async def batch_progress(client: Client, batch_id: str) -> BatchProgress | None:
+    """The latest run's progress (None while it is between runs of a continue-as-new)."""
+    from temporalio.service import RPCError
+
+    try:
+        return await client.get_workflow_handle(batch_id).query(PROGRESS_QUERY, result_type=BatchProgress)
+    except RPCError:
+        return None
+
+
+async def cmd_batch(args: argparse.Namespace, console: Console) -> int:
+    try:
+        items = read_items(Path(args.items))
+    except ItemsFileError as exc:
+        details = {"line": exc.line} if exc.line else {}
+        if args.json:
+            print(json.dumps({"error": {"code": "invalid_items", "message": str(exc), "details": details}}))
+        else:
+            console.print(f"[red]invalid_items[/]: {exc}")
+        return 2
+    client = await connect()
+    handle = await start_batch(
+        client, args.blueprint, items, concurrency=args.concurrency, version=args.version
+    )
+    result_task = asyncio.ensure_future(handle.result())
+    if args.json:
+        summary = await result_task
+        print(summary.model_dump_json())
+        return 0 if summary.failed == 0 else 1
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console.print(f"batch [bold]{handle.id}[/]: {len(items)} items of {args.blueprint}")
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}"),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("items", total=len(items), detail="")
+        while not result_task.done():
+            progress = await batch_progress(client, handle.id)
+            if progress is not None:
+                bar.update(
+                    task,
+                    completed=progress.done,
+                    detail=(
+                        f"ok {progress.succeeded} · failed {progress.failed} · in flight {progress.in_flight} · "
+                        f"${progress.cost_usd:.4f} · {progress.throughput_per_s:.1f}/s"
+                    ),
+                )
+            await asyncio.wait([result_task], timeout=1.0)
+        summary = result_task.result()
+        bar.update(task, completed=summary.succeeded + summary.failed)
+    _print_summary(console, summary)
+    return 0 if summary.failed == 0 else 1
+
+
+def _print_summary(console: Console, summary: BatchSummary) -> None:
+    table = Table(
+        "batch",
+        "items",
+        "succeeded",
+        "failed",
+        "cost (USD)",
+        "cost / success",
+        "wall time",
+        "items/s",
+        "continued as new",
+    )
+    per = f"{summary.cost_per_success_usd:.6f}" if summary.cost_per_success_usd is not None else "-"
+    table.add_row(
+        summary.batch_id,
+        str(summary.total),
+        str(summary.succeeded),
+        str(summary.failed),
+        f"{summary.cost_usd:.6f}",
+        per,
+        f"{summary.wall_time_s:.1f}s",
+        f"{summary.throughput_per_s:.2f}",
+        str(summary.continued_as_new),
+    )
+    console.print(table)
+    if summary.failures:
+        failures = Table("item", "workflow id", "state", "error", "dead letter")
+        for f in summary.failures[:50]:
+            failures.add_row(
+                str(f.index),
+                f.workflow_id,
+                f.state,
+                f"{f.error_code}: {f.message}"[:80],
+                f.dead_letter_id or "-",
+            )
+        console.print(failures)
+        if len(summary.failures) > 50:
+            console.print(f"... and {len(summary.failures) - 50} more (use --json)")
+
+
+# --------------------------------------------------------------------------------- dead letters
+def dead_letter_store(settings: Settings | None = None) -> DeadLetterStore:
+    """The store workers write dead letters to."""
+    from activities.bundle import default_dead_letter_store
+
+    return default_dead_letter_store(settings or get_settings())
+
+
+async def redrive(
+    client: Client,
+    store: DeadLetterStore,
+    letter_id: str,
+    *,
+    task_queue: str | None = None,
+    force: bool = False,
+) -> WorkflowHandle[Any, RunResult]:
+    """Start a new run, linked to the failed one, that reuses its plan and completed steps."""
+    letter = await store.get(letter_id)
+    if letter is None:
+        raise LookupError(f"no dead letter {letter_id!r}")
+    if letter.kind != "run":
+        raise ValueError(f"{letter_id} is a failed {letter.kind}: resolve it by hand (see `dlq show`)")
+    if letter.redriven_by and not force:
+        raise ValueError(
+            f"{letter_id} was already re-driven by {letter.redriven_by} (use --force to do it again)"
+        )
+    request = RunRequest.model_validate(letter.last_checkpoint.request).model_copy(
+        update={"resume": letter.resume()}
+    )
+    suffix = uuid.uuid4().hex[:6] if force else str(letter.attempts + 1)
+    handle = await start_run(
+        client, request, task_queue=task_queue, workflow_id=f"{letter.workflow_id}-redrive-{suffix}"
+    )
+    await store.mark_redriven(letter_id, handle.id)
+    return handle
+
+
+async def cmd_dlq(args: argparse.Namespace, console: Console) -> int:
+    store = dead_letter_store()
+    if args.dlq_command == "list":
+        letters = await store.list(limit=args.limit)
+        if args.json:
+            print(
+                json.dumps(
+                    [
+                        {
+                            "id": x.id,
+                            "kind": x.kind,
+                            "workflow_id": x.workflow_id,
+                            "blueprint": x.blueprint,
+                            "failed_state": x.failed_state,
+                            "error_code": x.error.code,
+                            "cost_usd": x.cost_usd,
+                            "created_at": x.created_at.isoformat(),
+                            "redriven_by": x.redriven_by,
+                        }
+                        for x in letters
+                    ]
+                )
+            )
+            return 0
+        table = Table("id", "kind", "workflow id", "failed in", "error", "attempts", "cost", "re-driven by")
+        for x in letters:
+            table.add_row(
+                x.id,
+                x.kind,
+                x.workflow_id,
+                x.failed_state,
+                f"{x.error.code}: {x.error.message}"[:60],
+                str(x.attempts),
+                f"{x.cost_usd:.6f}",
+                x.redriven_by or "-",
+            )
+        console.print(table)
+        return 0
+    letter = await store.get(args.id)
+    if letter is None:
+        _print_error(console, args.json, "not_found", f"no dead letter {args.id!r}")
+        return 1
+    if args.dlq_command == "show":
+        print(letter.model_dump_json(indent=None if args.json else 2))
+        return 0
+    try:
+        handle = await redrive(await connect(), store, args.id, force=args.force)
+    except (LookupError, ValueError) as exc:
+        _print_error(console, args.json, "cannot_redrive", str(exc))
+        return 1
+    if args.json:
+        print(json.dumps({"workflow_id": handle.id, "redrives": args.id}))
+    else:
+        console.print(f"re-driving {args.id} as [bold]{handle.id}[/]")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- replay
+async def replay_history(client: Client, workflow_id: str, run_id: str | None = None) -> str | None:
+    """Replay a workflow's recorded history against this code; the non-determinism found, or None."""
+    from temporalio.worker import Replayer
+
+    from worker import WORKFLOWS
+    from workflows.sandbox import sandbox_runner
+
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=client.data_converter, workflow_runner=sandbox_runner()
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    return (
+        None
+        if result.replay_failure is None
+        else f"{type(result.replay_failure).__name__}: {result.replay_failure}"
+    )
+
+
+async def cmd_replay(args: argparse.Namespace, console: Console) -> int:
+    client = await connect()
+    failure = await replay_history(client, args.workflow_id, args.run_id)
+    if args.json:
+        print(
+            json.dumps(
+                {"workflow_id": args.workflow_id, "deterministic": failure is None, "failure": failure}
+            )
+        )
+    elif failure is None:
+        console.print(f"[green]replayed[/] {args.workflow_id}: deterministic against the current code")
+    else:
+        console.print(f"[red]non-determinism[/] in {args.workflow_id}: {failure}")
+    return 0 if failure is None else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's arguments."""
     parser = argparse.ArgumentParser(prog="starter.py", description="AI Factory operator CLI")
@@ -602,6 +901,28 @@ def build_parser() -> argparse.ArgumentParser:
     costs.add_argument("--json", action="store_true")
     db = sub.add_parser("db", help="ledger database maintenance")
     db.add_argument("action", choices=["upgrade"])
+    batch = sub.add_parser("batch", help="run a blueprint over every item of a JSONL file (factory line)")
+    batch.add_argument("blueprint")
+    batch.add_argument("--items", required=True, help="JSONL file: one run input per line")
+    batch.add_argument("--concurrency", type=int, default=None, help="child runs in flight at once")
+    batch.add_argument("--version", default=None)
+    batch.add_argument("--json", action="store_true", help="print the final summary as one JSON object")
+    dlq = sub.add_parser("dlq", help="dead letters: list, show, re-drive")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    dlq_list = dlq_sub.add_parser("list")
+    dlq_list.add_argument("--limit", type=int, default=100)
+    dlq_list.add_argument("--json", action="store_true")
+    dlq_show = dlq_sub.add_parser("show")
+    dlq_show.add_argument("id")
+    dlq_show.add_argument("--json", action="store_true")
+    dlq_redrive = dlq_sub.add_parser("redrive", help="start a new run that resumes at the failed state")
+    dlq_redrive.add_argument("id")
+    dlq_redrive.add_argument("--force", action="store_true", help="re-drive again even if already re-driven")
+    dlq_redrive.add_argument("--json", action="store_true")
+    replay = sub.add_parser("replay", help="replay a run's history against the current code")
+    replay.add_argument("workflow_id")
+    replay.add_argument("--run-id", default=None)
+    replay.add_argument("--json", action="store_true")
     return parser
 
 
@@ -634,6 +955,12 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(cmd_costs(args, console))
     if args.command == "db":
         return asyncio.run(cmd_db(args, console))
+    if args.command == "batch":
+        return asyncio.run(cmd_batch(args, console))
+    if args.command == "dlq":
+        return asyncio.run(cmd_dlq(args, console))
+    if args.command == "replay":
+        return asyncio.run(cmd_replay(args, console))
     return 2
 
 

@@ -31,9 +31,10 @@ from observability.setup import flush_telemetry, init_telemetry, sdk_metrics_exp
 from settings import Settings, get_settings
 from starter import connect, ensure_search_attributes
 from workflows.agent_run import AgentRunWorkflow
+from workflows.factory_line import FactoryLineWorkflow
 from workflows.sandbox import sandbox_runner
 
-WORKFLOWS: list[type] = [AgentRunWorkflow]
+WORKFLOWS: list[type] = [AgentRunWorkflow, FactoryLineWorkflow]
 
 
 def build_worker(

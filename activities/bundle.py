@@ -6,7 +6,12 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from activities.artifacts import FileArtifactStore
+from activities.batch_items import BatchItemActivities
+from activities.compensation import CompensationActivities
 from activities.cost_plan import load_price_table
+from activities.dead_letters import DeadLetterActivities, DeadLetterStore, LedgerDeadLetterStore
+from activities.embeddings import Embedder
 from activities.intake import IntakeActivities
 from activities.ledger import Ledger
 from activities.ledger.activity import LedgerActivities
@@ -48,6 +53,9 @@ def build_activities(
     providers: ProviderRegistry | None = None,
     ledger: Ledger | None = None,
     model_activities: ModelActivities | None = None,
+    dead_letters: DeadLetterStore | None = None,
+    artifacts: FileArtifactStore | None = None,
+    embedder: Embedder | None = None,
 ) -> list[Callable[..., Any]]:
     """The activity callables for `Worker(activities=...)`. The ledger is the settings' one when
     not given (its migrations are applied by `worker.serve`, or by the caller)."""
@@ -57,12 +65,19 @@ def build_activities(
     ledger = ledger or Ledger.from_settings(settings)
     models = model_activities or build_model_activities(settings, providers, ledger)
     intake = IntakeActivities(settings, catalog, tools, providers)
+    dead_letters = dead_letters or LedgerDeadLetterStore(ledger)
+    artifacts = artifacts or FileArtifactStore(settings.resolved_artifact_dir())
+    batch = BatchItemActivities(artifacts)
     return [
         intake.validate_request,
         models.model_turn,
         ToolActivities(settings, tools, ledger).call_tool,
-        ReviewActivities(catalog).review_output,
+        ReviewActivities(catalog, embedder).review_output,
         LedgerActivities(ledger).record_run_end,
+        CompensationActivities(settings, tools).compensate_tool,
+        DeadLetterActivities(dead_letters).record_dead_letter,
+        batch.load_batch_items,
+        batch.stash_batch_items,
     ]
 
 
@@ -80,3 +95,8 @@ def build_model_activities(
         price_table_version=version,
         trace_content=settings.trace_content,
     )
+
+
+def default_dead_letter_store(settings: Settings) -> DeadLetterStore:
+    """Where dead letters go: the SQL ledger's `dead_letters` table."""
+    return LedgerDeadLetterStore(Ledger.from_settings(settings))

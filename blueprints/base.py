@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from contracts.model import ToolSpec
 from contracts.policy import ToolPolicy
+from contracts.review import ReviewSpec
 from contracts.run import BlueprintSnapshot
 from policies import limits
 
@@ -39,6 +40,8 @@ class Blueprint:
     a generic schema-filler when None."""
     tool_policy: ToolPolicy | None = None
     """Rules over tool calls, autonomy and escalation settings; None is the engine default."""
+    review: ReviewSpec = field(default_factory=ReviewSpec)
+    """Settings of the report-card checks named in `checks` (counts, patterns, drift, judge rubric)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Room for later policy defaults (budget, routing, escalation) without breaking old blueprints."""
 
@@ -65,9 +68,12 @@ class Blueprint:
             max_tasks=self.max_tasks,
             max_tokens_per_call=self.max_tokens_per_call,
             tool_policy=self.tool_policy,
+            review=self.review,
         )
-        # Leave an absent policy out of the digest so blueprints without one keep their fingerprint.
+        # Leave an absent policy and default review settings out of the digest so blueprints
+        # without them keep their fingerprint.
         skip = {"digest"} | ({"tool_policy"} if self.tool_policy is None else set())
+        skip |= {"review"} if self.review == ReviewSpec() else set()
         body = json.dumps(snap.model_dump(mode="json", exclude=skip), sort_keys=True)
         snap.digest = hashlib.sha256(body.encode()).hexdigest()
         return snap

@@ -16,6 +16,8 @@ class ToolSpec(BaseModel):
     description: str
     input_schema: dict[str, Any]
     side_effect: bool = False
+    compensable: bool = False
+    """True when the tool declared a compensating action (the saga undoes it if the run fails)."""
 
 
 class ToolCall(BaseModel):

@@ -7,11 +7,14 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from contracts.cost import ContextPolicy, CostPlan, ModelTarget
+from contracts.dead_letters import ResumeFrom
 from contracts.errors import ErrorInfo
 from contracts.escalation import AuditEntry, EscalationPacket
 from contracts.model import ToolSpec, Usage
 from contracts.plan import Plan, TaskResult
 from contracts.policy import Autonomy, PolicyDecision, ToolPolicy
+from contracts.review import ReviewSpec
+from contracts.saga import CompensationRecord, SideEffectRecord
 
 
 class RunRequest(BaseModel):
@@ -40,6 +43,8 @@ class RunRequest(BaseModel):
     """Routing override: step kind (or `*`) → ordered model targets."""
     context: ContextPolicy | None = None
     """Context-control override (threshold, window); the blueprint's default when None."""
+    resume: ResumeFrom | None = None
+    """Set by a re-drive: the failed run's checkpoint; completed steps are reused, not repeated."""
 
 
 class ModelChoice(BaseModel):
@@ -90,6 +95,8 @@ class BlueprintSnapshot(BaseModel):
     max_tokens_per_call: int = 2048
     tool_policy: ToolPolicy | None = None
     """The blueprint's declared tool policy; None means the engine default (`ToolPolicy()`)."""
+    review: ReviewSpec = Field(default_factory=ReviewSpec)
+    """Settings of the report-card checks named in `checks`."""
     digest: str = ""
     """sha256 of the snapshot's content: two runs with the same digest ran the same blueprint."""
 
@@ -125,6 +132,8 @@ class ReviewInput(BaseModel):
     blueprint: BlueprintSnapshot
     output: Any
     attempt: int = 1
+    request_input: Any = None
+    """The run's input, for drift checks that compare the output with the request."""
 
 
 class CheckResult(BaseModel):
@@ -134,6 +143,8 @@ class CheckResult(BaseModel):
     passed: bool
     message: str = ""
     path: str = "$"
+    skipped: bool = False
+    """The check could not run here (e.g. no embedding model installed): shown, never counted as a pass."""
 
 
 class ReportCard(BaseModel):
@@ -145,7 +156,9 @@ class ReportCard(BaseModel):
 
     def feedback(self) -> str:
         """The failed checks, as text a model can act on."""
-        return "\n".join(f"- {c.path}: {c.name}: {c.message}" for c in self.checks if not c.passed)
+        return "\n".join(
+            f"- {c.path}: {c.name}: {c.message}" for c in self.checks if not c.passed and not c.skipped
+        )
 
 
 class RunStatus(BaseModel):
@@ -184,6 +197,11 @@ class RunStatus(BaseModel):
     budget_stopped: bool = False
     compactions: int = 0
     """Times context control summarized older turns."""
+    side_effects: list[SideEffectRecord] = Field(default_factory=list)
+    compensations: list[CompensationRecord] = Field(default_factory=list)
+    dead_letter_id: str | None = None
+    resumed_from: str | None = None
+    """Dead-letter id this run re-drives, if any."""
 
 
 class RunResult(BaseModel):
@@ -204,3 +222,8 @@ class RunResult(BaseModel):
     """What a run stopped short of COMPLETE had done (task results, last output), kept on purpose."""
     budget_alerted: bool = False
     budget_stopped: bool = False
+    dead_letter_id: str | None = None
+    """Set when the run ended FAILED (or REJECTED at VALIDATING) and a dead letter was written."""
+    compensations: list[CompensationRecord] = Field(default_factory=list)
+    model_calls: int = 0
+    tool_calls: int = 0

@@ -152,11 +152,16 @@ class EncryptedFailureConverter(RedactingFailureConverter):
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """The pydantic data converter with redaction always on and encryption when a key is set."""
+    """The pydantic data converter with redaction always on, encryption when a key is set, and
+    payloads over the threshold moved to the artifact store last (so the store holds ciphertext)."""
+    from activities.artifacts import ArtifactCodec, FileArtifactStore
+
     encryption = EncryptionCodec.from_settings(settings)
     codecs: list[PayloadCodec] = [RedactionCodec()]
     if encryption is not None:
         codecs.append(encryption)
+    store = FileArtifactStore(settings.resolved_artifact_dir())
+    codecs.append(ArtifactCodec(store, settings.artifact_threshold_bytes))
     return dataclasses.replace(
         pydantic_data_converter,
         payload_codec=CodecChain(codecs),

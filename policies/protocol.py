@@ -13,7 +13,8 @@ from contracts.plan import Plan
 SUBMIT_PLAN = "submit_plan"
 SUBMIT_RESULT = "submit_result"
 SUBMIT_OUTPUT = "submit_output"
-TERMINAL_TOOLS = frozenset({SUBMIT_PLAN, SUBMIT_RESULT, SUBMIT_OUTPUT})
+SUBMIT_VERDICT = "submit_verdict"
+TERMINAL_TOOLS = frozenset({SUBMIT_PLAN, SUBMIT_RESULT, SUBMIT_OUTPUT, SUBMIT_VERDICT})
 
 
 def submit_plan_spec(allowed_tools: list[str], max_tasks: int) -> ToolSpec:
@@ -58,4 +59,20 @@ def submit_output_spec(output_schema: dict[str, Any]) -> ToolSpec:
         name=SUBMIT_OUTPUT,
         description="Submit the final output; it must match the output schema exactly.",
         input_schema=schema,
+    )
+
+
+def submit_verdict_spec() -> ToolSpec:
+    """The tool the model-as-judge step calls with its grade."""
+    return ToolSpec(
+        name=SUBMIT_VERDICT,
+        description="Grade the output against the rubric: a score from 0 to 1 and the reasons for it.",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "score": {"type": "number", "minimum": 0, "maximum": 1},
+                "reasons": {"type": "string"},
+            },
+            "required": ["score", "reasons"],
+        },
     )

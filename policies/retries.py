@@ -64,9 +64,27 @@ POLICIES: dict[str, ActivityPolicy] = {
         max_interval_s=5,
         non_retryable_types=NON_RETRYABLE,
     ),
+    # Undoing a side effect: keep trying longer (each try is idempotent by key); a heartbeat notices a
+    # dead worker in seconds instead of waiting out the whole attempt.
+    "compensation": ActivityPolicy(
+        start_to_close_s=120,
+        max_attempts=6,
+        initial_interval_s=1,
+        max_interval_s=20,
+        heartbeat_s=5,
+        non_retryable_types=NON_RETRYABLE,
+    ),
+    # Writes to our own stores (dead letters, artifacts): cheap, idempotent, worth many tries.
+    "store": ActivityPolicy(
+        start_to_close_s=30,
+        max_attempts=10,
+        initial_interval_s=1,
+        max_interval_s=30,
+        non_retryable_types=NON_RETRYABLE,
+    ),
 }
 
 
 def policy_for(kind: str) -> ActivityPolicy:
-    """The policy for an activity kind (`model`, `gpu_model`, `tool`, `check`)."""
+    """The policy for an activity kind (`model`, `gpu_model`, `tool`, `check`, `compensation`, `store`)."""
     return POLICIES[kind]

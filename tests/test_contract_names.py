@@ -15,8 +15,19 @@ from workflows.activity_stubs import ActivityNames
 
 PINNED_WORKFLOWS = {
     "AgentRunWorkflow": {"queries": {"status"}, "signals": {"approve", "reject", "revise"}},
+    "FactoryLineWorkflow": {"queries": {"progress"}, "signals": set()},
 }
-PINNED_ACTIVITIES = {"validate_request", "model_turn", "call_tool", "review_output", "record_run_end"}
+PINNED_ACTIVITIES = {
+    "validate_request",
+    "model_turn",
+    "call_tool",
+    "review_output",
+    "record_run_end",
+    "compensate_tool",
+    "record_dead_letter",
+    "load_batch_items",
+    "stash_batch_items",
+}
 
 
 def test_workflow_names_queries_and_signals_are_pinned() -> None:

@@ -11,9 +11,12 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from contracts.batch import LoadItemsInput, StashItemsInput, StashItemsResult
 from contracts.cost import RunLedgerInput
+from contracts.dead_letters import DeadLetterInput
 from contracts.model import ModelTurnInput, ModelTurnResult
 from contracts.run import ReportCard, ReviewInput, ValidateInput, ValidateResult
+from contracts.saga import CompensateInput
 from contracts.tools import ToolCallInput, ToolResult
 from policies.retries import policy_for
 
@@ -26,6 +29,10 @@ class ActivityNames:
     CALL_TOOL = "call_tool"
     REVIEW_OUTPUT = "review_output"
     RECORD_RUN_END = "record_run_end"
+    COMPENSATE_TOOL = "compensate_tool"
+    RECORD_DEAD_LETTER = "record_dead_letter"
+    LOAD_BATCH_ITEMS = "load_batch_items"
+    STASH_BATCH_ITEMS = "stash_batch_items"
 
 
 def _options(kind: str, max_attempts: int | None = None) -> dict[str, Any]:
@@ -43,10 +50,24 @@ def _options(kind: str, max_attempts: int | None = None) -> dict[str, Any]:
     }
 
 
+#: Runs recorded before validation and review became local activities replay the old way.
+LOCAL_CHECKS_PATCH = "checks-as-local-activities"
+
+
+def _local_options(kind: str) -> dict[str, Any]:
+    options = _options(kind)
+    options.pop("heartbeat_timeout")
+    return options
+
+
 async def validate_request(inp: ValidateInput) -> ValidateResult:
-    """VALIDATING's activity."""
-    return await workflow.execute_activity(
-        ActivityNames.VALIDATE_REQUEST, inp, result_type=ValidateResult, **_options("check")
+    """VALIDATING's activity. Local: short CPU work on the workflow's own worker, no task-queue round trip."""
+    if not workflow.patched(LOCAL_CHECKS_PATCH):
+        return await workflow.execute_activity(
+            ActivityNames.VALIDATE_REQUEST, inp, result_type=ValidateResult, **_options("check")
+        )
+    return await workflow.execute_local_activity(
+        ActivityNames.VALIDATE_REQUEST, inp, result_type=ValidateResult, **_local_options("check")
     )
 
 
@@ -80,9 +101,42 @@ async def call_tool(inp: ToolCallInput) -> ToolResult:
 
 
 async def review_output(inp: ReviewInput) -> ReportCard:
-    """REVIEWING's report card."""
+    """REVIEWING's report card. Local, like validation: the checks are short CPU work (the judge,
+    a model call, is a normal activity)."""
+    if not workflow.patched(LOCAL_CHECKS_PATCH):
+        return await workflow.execute_activity(
+            ActivityNames.REVIEW_OUTPUT, inp, result_type=ReportCard, **_options("check")
+        )
+    return await workflow.execute_local_activity(
+        ActivityNames.REVIEW_OUTPUT, inp, result_type=ReportCard, **_local_options("check")
+    )
+
+
+async def compensate_tool(inp: CompensateInput) -> ToolResult:
+    """Undo one completed side effect (a saga step), with the compensation retry policy."""
     return await workflow.execute_activity(
-        ActivityNames.REVIEW_OUTPUT, inp, result_type=ReportCard, **_options("check")
+        ActivityNames.COMPENSATE_TOOL, inp, result_type=ToolResult, **_options("compensation")
+    )
+
+
+async def record_dead_letter(inp: DeadLetterInput) -> str:
+    """Write a dead letter; returns its id."""
+    return await workflow.execute_activity(
+        ActivityNames.RECORD_DEAD_LETTER, inp, result_type=str, **_options("store")
+    )
+
+
+async def load_batch_items(inp: LoadItemsInput) -> list[Any]:
+    """One page of a factory line's stored items."""
+    return await workflow.execute_activity(
+        ActivityNames.LOAD_BATCH_ITEMS, inp, result_type=list[Any], **_options("store")
+    )
+
+
+async def stash_batch_items(inp: StashItemsInput) -> StashItemsResult:
+    """Move an inline item list into the artifact store (so continue-as-new carries only a reference)."""
+    return await workflow.execute_activity(
+        ActivityNames.STASH_BATCH_ITEMS, inp, result_type=StashItemsResult, **_options("store")
     )
 
 

@@ -19,6 +19,7 @@ from temporalio.exceptions import (
 )
 
 from contracts.cost import STEP_KINDS, CostPlan, ModelTarget, RunLedgerInput
+from contracts.dead_letters import DeadLetter, ResumeFrom
 from contracts.errors import ErrorCode, ErrorInfo
 from contracts.escalation import EscalationPacket
 from contracts.model import Message, ModelTurnResult, ToolCall, ToolResultBlock, Usage
@@ -35,7 +36,9 @@ from contracts.run import (
     RunStatus,
     ValidateInput,
 )
+from contracts.saga import SideEffectRecord
 from contracts.tools import ToolCallInput, ToolResult
+from policies import checks
 from policies import escalation as escalation_policy
 from policies.budget import budget_packet
 from policies.intake import parse_input
@@ -47,16 +50,20 @@ from policies.protocol import (
     SUBMIT_OUTPUT,
     SUBMIT_PLAN,
     SUBMIT_RESULT,
+    SUBMIT_VERDICT,
     submit_output_spec,
     submit_plan_spec,
     submit_result_spec,
+    submit_verdict_spec,
 )
 from policies.routing import single_route
 from policies.tool_policy import TASK_ALLOWED_TOOLS_RULE, ProposedCall, evaluate
 from states import IllegalTransition, RunRecord, RunState
 from workflows import activity_stubs as act
+from workflows import dead_letter
 from workflows.cost_control import BudgetStop, CostGovernor, LedgerOutbox, ModelsUnavailable
 from workflows.human_gate import HumanGate
+from workflows.saga import Saga
 from workflows.search_attributes import FACTORY_BLUEPRINT, FACTORY_STATE, FACTORY_TENANT
 from workflows.telemetry import RunTelemetry
 
@@ -112,6 +119,9 @@ class AgentRunWorkflow:
         self._outbox = LedgerOutbox()
         self._outbox.attach_gate(self._gate)
         self._governor: CostGovernor | None = None
+        self._saga = Saga()
+        self._failed_in: RunState | None = None
+        self._dead_letter_id: str | None = None
 
     # ----------------------------------------------------------------------------------- queries
     @workflow.query(name="status")
@@ -140,6 +150,12 @@ class AgentRunWorkflow:
             audit=self._gate.audit,
             fallbacks=self._governor.fallbacks if self._governor else [],
             **self._cost_status(),
+            side_effects=self._saga.effects,
+            compensations=self._saga.compensations,
+            dead_letter_id=self._dead_letter_id,
+            resumed_from=self._request.resume.dead_letter_id
+            if self._request and self._request.resume
+            else None,
         )
 
     # ----------------------------------------------------------------------------------- signals
@@ -195,6 +211,7 @@ class AgentRunWorkflow:
                 else RunState.FAILED
             )
             self._end(target, ErrorInfo(code=ErrorCode.INTERNAL, message=f"{type(exc).__name__}: {exc}"))
+        await self._after_end()
         self._telemetry.finish(
             self._record.state.value,
             self._cost_usd,
@@ -218,6 +235,10 @@ class AgentRunWorkflow:
             partial_output=None if complete else self._partial_output(),
             budget_alerted=bool(self._governor and self._governor.alerted),
             budget_stopped=bool(self._governor and self._governor.stopped),
+            dead_letter_id=self._dead_letter_id,
+            compensations=self._saga.compensations,
+            model_calls=self._model_calls,
+            tool_calls=self._tool_calls,
         )
 
     async def _walk(self, request: RunRequest) -> None:
@@ -239,8 +260,10 @@ class AgentRunWorkflow:
             validated.cost or self._default_cost_plan(), self._outbox, self._escalate_for_budget
         )
         self._move(RunState.PLANNING, f"input valid for {validated.blueprint.ref}")
-        self._plan = await self._make_plan()
-        self._move(RunState.EXECUTING, f"plan of {len(self._plan.tasks)} tasks")
+        resumed = self._resume(request.resume)
+        self._plan = resumed or await self._make_plan()
+        how = f"resumed from {request.resume.dead_letter_id}" if resumed and request.resume else "plan"
+        self._move(RunState.EXECUTING, f"{how} of {len(self._plan.tasks)} tasks")
         await self._execute_plan(self._plan)
         feedback: ReportCard | None = None
         attempt = 0
@@ -249,14 +272,7 @@ class AgentRunWorkflow:
             attempt += 1
             self._output = await self._compose(feedback)
             self._move(RunState.REVIEWING, f"output attempt {attempt}")
-            card = await act.review_output(
-                ReviewInput(
-                    run_id=workflow.info().workflow_id,
-                    blueprint=self._blueprint,
-                    output=self._output,
-                    attempt=attempt,
-                )
-            )
+            card = await self._review(attempt)
             self._report_cards.append(card)
             if card.passed:
                 self._move(RunState.COMPLETE, "report card passed")
@@ -322,7 +338,114 @@ class AgentRunWorkflow:
     def _end(self, target: RunState, error: ErrorInfo) -> None:
         self._error = error
         if not self._record.terminal:
+            self._failed_in = self._record.state
             self._move(target, f"{error.code}: {error.message}"[:500])
+
+    # ------------------------------------------------------------- re-drive, saga, dead letters
+    def _resume(self, resume: ResumeFrom | None) -> Plan | None:
+        """A re-drive reuses the failed run's plan and every step that succeeded (no model or tool
+        calls repeated for them); a run that failed before it had a plan plans again."""
+        if resume is None or resume.plan is None:
+            return None
+        plan_ids = {t.id for t in resume.plan.tasks}
+        for result in resume.task_results:
+            if result.status == "success" and result.task_id in plan_ids:
+                self._task_results[result.task_id] = result
+        return resume.plan
+
+    async def _after_end(self) -> None:
+        """Undo side effects of a run that did not finish, then dead-letter it (FAILED, or REJECTED
+        at VALIDATING). Never raises: the run's result is already decided."""
+        state = self._record.state
+        run_id = workflow.info().workflow_id
+        try:
+            if state is RunState.FAILED or (state is RunState.REJECTED and self._saga.effects):
+                await self._saga.compensate(run_id, workspace_name(run_id), self._compensation_dead_letter)
+            if state is RunState.FAILED or (
+                state is RunState.REJECTED and self._failed_in is RunState.VALIDATING
+            ):
+                self._dead_letter_id = await dead_letter.write(self._letter("run", "", self._error))
+        except ActivityError as exc:  # the store stayed down through every retry: say so in the logs
+            workflow.logger.error("could not record the end of run %s: %s", run_id, exc)
+
+    async def _compensation_dead_letter(self, effect: SideEffectRecord, error: ErrorInfo) -> str | None:
+        try:
+            return await dead_letter.write(self._letter("compensation", effect.step_id, error))
+        except ActivityError:
+            return None
+
+    def _letter(self, kind: str, suffix: str, error: ErrorInfo | None) -> DeadLetter:
+        info = workflow.info()
+        prior = self._request.resume.attempts if self._request and self._request.resume else 0
+        return DeadLetter(
+            id=dead_letter.dead_letter_id(info.workflow_id, info.run_id, suffix),
+            kind=kind,  # type: ignore[arg-type]
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            blueprint=self._blueprint.ref
+            if self._blueprint
+            else (self._request.blueprint if self._request else ""),
+            failed_state=(self._failed_in or self._record.state).value,
+            error=error or ErrorInfo(code=ErrorCode.INTERNAL, message="no error recorded"),
+            last_checkpoint=dead_letter.checkpoint(
+                self._request,
+                self._plan,
+                list(self._task_results.values()),
+                self._saga.effects,
+                self._saga.compensations,
+                self._report_cards,
+                self._saga.compensated_tasks(),
+            ),
+            attempts=prior + 1,
+            cost_usd=self._cost_usd,
+            created_at=workflow.now(),
+        )
+
+    # -------------------------------------------------------------------------------- REVIEWING
+    async def _review(self, attempt: int) -> ReportCard:
+        """The report card: the blueprint's checks, then the model-as-judge step when it asks for one."""
+        assert self._blueprint is not None
+        card = await act.review_output(
+            ReviewInput(
+                run_id=workflow.info().workflow_id,
+                blueprint=self._blueprint,
+                output=self._output,
+                attempt=attempt,
+                request_input=self._input,
+            )
+        )
+        if checks.JUDGE in self._blueprint.checks and card.passed:
+            verdict = await self._judge(attempt)
+            card = card.model_copy(update={"checks": [*card.checks, verdict], "passed": verdict.passed})
+        return card
+
+    async def _judge(self, attempt: int) -> Any:
+        """Model-as-judge: a model turn (step kind `judge`) that grades the output against the rubric."""
+        assert self._blueprint is not None
+        spec = self._blueprint.review
+        messages = [
+            Message(
+                role="user",
+                content=(
+                    f"Grade this output against the rubric, then call {SUBMIT_VERDICT}.\n"
+                    f"Rubric:\n{spec.judge_rubric or 'The output answers the request correctly and completely.'}\n"
+                    f"Request input:\n{json.dumps(self._input, indent=1)}\n"
+                    f"Output:\n{json.dumps(self._output, indent=1)}"
+                ),
+            )
+        ]
+        context = {"input": self._input, "output": self._output, "rubric": spec.judge_rubric}
+        result = await self._call_model(
+            f"judge/{attempt}", "judge", messages, [submit_verdict_spec()], context
+        )
+        call = next(
+            (c for c in result.tool_calls if c.name == SUBMIT_VERDICT and not c.arguments_error), None
+        )
+        if call is None:
+            return checks.judge_result(
+                {"score": "none", "reasons": "no submit_verdict call"}, spec.judge_min_score
+            )
+        return checks.judge_result(call.arguments, spec.judge_min_score)
 
     # ------------------------------------------------------------------------------ model calls
     async def _call_model(
@@ -685,7 +808,7 @@ class AgentRunWorkflow:
         self._tool_calls += 1
         events, mark = self._outbox.pending()
         try:
-            result = await act.call_tool(
+            outcome = await act.call_tool(
                 ToolCallInput(
                     run_id=run_id,
                     step_id=step_id,
@@ -698,11 +821,12 @@ class AgentRunWorkflow:
                 )
             )
             self._outbox.sent(mark)
-            return result
         except ActivityError as exc:  # retries exhausted: the model hears about it, the run goes on
             return ToolResult(
                 status="error", tool=call.name, error=error_from_activity(exc, ErrorCode.ACTIVITY_FAILED)
             )
+        self._record_side_effect(task, step_id, call.name, arguments, outcome)
+        return outcome
 
     # ------------------------------------------------------------------ policy and escalation
     def _policy(self) -> ToolPolicy:
@@ -783,6 +907,26 @@ class AgentRunWorkflow:
                 ),
             )
         return None
+
+    def _record_side_effect(
+        self, task: PlanTask, step_id: str, tool: str, arguments: dict[str, Any], outcome: ToolResult
+    ) -> None:
+        """Remember a completed side effect for the saga (dry runs changed nothing)."""
+        assert self._blueprint is not None
+        spec = next((t for t in self._blueprint.tools if t.name == tool), None)
+        if spec is None or not spec.side_effect or outcome.status != "ok" or outcome.dry_run:
+            return
+        self._saga.record(
+            SideEffectRecord(
+                step_id=step_id,
+                task_id=task.id,
+                tool=tool,
+                arguments=arguments,
+                output=outcome.output,
+                idempotency_key=idempotency_key(workflow.info().workflow_id, step_id),
+                compensable=spec.compensable,
+            )
+        )
 
     # ---------------------------------------------------------------------- EXECUTING (compose)
     async def _compose(self, feedback: ReportCard | None) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 from blueprints.catalog import Catalog
 from contracts.model import ModelTurnInput, ModelTurnResult, ToolCall, Usage
-from policies.protocol import SUBMIT_OUTPUT, SUBMIT_PLAN, SUBMIT_RESULT
+from policies.protocol import SUBMIT_OUTPUT, SUBMIT_PLAN, SUBMIT_RESULT, SUBMIT_VERDICT
 
 OFFLINE_MODEL = "offline-v1"
 LABEL = "[offline model]"
@@ -41,6 +41,10 @@ class OfflineProvider:
             calls = [self._call(request, SUBMIT_PLAN, self._plan(request))]
         elif SUBMIT_OUTPUT in tool_names:
             calls = [self._call(request, SUBMIT_OUTPUT, self._output(request))]
+        elif SUBMIT_VERDICT in tool_names:
+            # No judgement is possible offline: say so in the reasons instead of pretending to grade.
+            verdict = {"score": 1.0, "reasons": f"{LABEL} no judgement made: the offline model cannot grade"}
+            calls = [self._call(request, SUBMIT_VERDICT, verdict)]
         else:
             calls = [self._next_tool_call(request)]
         text = f"{LABEL} deterministic step for {request.step_id}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,9 @@ class ToolContext:
 
 
 ToolFunc = Callable[[ToolContext, Any], Awaitable[Any]]
+#: Undo a completed side effect: gets the call's context (with the compensation's own idempotency
+#: key), its validated arguments and the output it returned. Must be idempotent on that key.
+CompensationFunc = Callable[[ToolContext, Any, Any], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class RegisteredTool:
     result_model: type[BaseModel] | None
     side_effect: bool
     func: ToolFunc
+    compensation: CompensationFunc | None = None
+    """The compensating action (refund ↔ charge, delete ↔ create), when the tool declares one."""
 
     def spec(self) -> ToolSpec:
         """The schema the model sees."""
@@ -47,6 +52,7 @@ class RegisteredTool:
             description=self.description,
             input_schema=self.args_model.model_json_schema(),
             side_effect=self.side_effect,
+            compensable=self.compensation is not None,
         )
 
 
@@ -64,16 +70,66 @@ class ToolRegistry:
         args: type[BaseModel],
         result: type[BaseModel] | None = None,
         side_effect: bool = False,
+        compensation: CompensationFunc | None = None,
     ) -> Callable[[ToolFunc], ToolFunc]:
-        """Decorator: `@registry.register("read_file", description=..., args=ReadFileArgs)`."""
+        """Decorator: `@registry.register("read_file", description=..., args=ReadFileArgs)`.
+
+        A side-effecting tool may pass `compensation` (or use `@registry.compensation_for(name)`)."""
 
         def decorate(func: ToolFunc) -> ToolFunc:
             if name in self._tools:
                 raise ValueError(f"tool {name!r} is already registered")
-            self._tools[name] = RegisteredTool(name, description, args, result, side_effect, func)
+            if compensation is not None and not side_effect:
+                raise ValueError(f"tool {name!r}: only a side-effecting tool has a compensation")
+            self._tools[name] = RegisteredTool(
+                name, description, args, result, side_effect, func, compensation
+            )
             return func
 
         return decorate
+
+    def compensation_for(self, name: str) -> Callable[[CompensationFunc], CompensationFunc]:
+        """Decorator: declare the compensating action of the registered side-effecting tool `name`."""
+
+        def decorate(func: CompensationFunc) -> CompensationFunc:
+            tool = self._tools.get(name)
+            if tool is None or not tool.side_effect:
+                raise ValueError(f"{name!r} is not a registered side-effecting tool")
+            self._tools[name] = replace(tool, compensation=func)
+            return func
+
+        return decorate
+
+    async def compensate(
+        self, name: str, ctx: ToolContext, arguments: dict[str, Any], output: Any
+    ) -> ToolResult:
+        """Run a tool's compensation. Errors come back as results; the caller decides about retries."""
+        tool = self._tools.get(name)
+        if tool is None or tool.compensation is None:
+            return ToolResult(
+                status="error",
+                tool=name,
+                error=ErrorInfo(code="not_compensable", message=f"{name!r} declares no compensating action"),
+            )
+        try:
+            args = tool.args_model.model_validate(arguments)
+        except ValidationError as exc:
+            return ToolResult(
+                status="error",
+                tool=name,
+                error=ErrorInfo(
+                    code="invalid_arguments",
+                    message=f"recorded arguments of {name} no longer validate",
+                    details={"errors": exc.errors(include_url=False, include_context=False)},
+                ),
+            )
+        try:
+            undone = await tool.compensation(ctx, args, output)
+        except ToolError as exc:
+            return ToolResult(status="error", tool=name, error=exc.info)
+        if isinstance(undone, BaseModel):
+            undone = undone.model_dump(mode="json")
+        return ToolResult(status="ok", tool=name, output=undone)
 
     def get(self, name: str) -> RegisteredTool | None:
         """The tool called `name`, or None."""

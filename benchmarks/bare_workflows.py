@@ -1,0 +1,79 @@
+"""The bare Temporal baseline of the throughput benchmark: child workflows doing no-op activities.
+
+Kept in its own module so the workflow sandbox can import it (it imports nothing of ours).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import activity, workflow
+from temporalio.common import RetryPolicy
+
+
+class BareBatch(BaseModel):
+    """The bare batch's input: how many children, how many no-op activities each, cap and window."""
+
+    total: int
+    activities_per_item: int
+    concurrency: int
+    items_per_run: int
+    next_index: int = 0
+    continued_as_new: int = 0
+
+
+@activity.defn(name="bench_noop")
+async def noop(index: int) -> int:
+    """Does nothing: the floor an activity costs."""
+    return index
+
+
+@workflow.defn(name="BenchBareItem")
+class BareItem:
+    """One bare item: k sequential no-op activities."""
+
+    @workflow.run
+    async def run(self, count: int) -> int:
+        for i in range(count):
+            await workflow.execute_activity(
+                "bench_noop",
+                i,
+                result_type=int,
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        return count
+
+
+@workflow.defn(name="BenchBareBatch")
+class BareBatchWorkflow:
+    """Children under a cap, window by window, continuing as new between windows (like ours)."""
+
+    @workflow.run
+    async def run(self, batch: BareBatch) -> int:
+        slots = asyncio.Semaphore(batch.concurrency)
+        end = min(batch.total, batch.next_index + batch.items_per_run)
+
+        async def one(index: int) -> None:
+            try:
+                await workflow.execute_child_workflow(
+                    "BenchBareItem",
+                    batch.activities_per_item,
+                    id=f"{workflow.info().workflow_id}-{index}",
+                    result_type=int,
+                )
+            finally:
+                slots.release()
+
+        running = []
+        for index in range(batch.next_index, end):
+            await slots.acquire()
+            running.append(asyncio.create_task(one(index)))
+        await asyncio.gather(*running)
+        if end < batch.total:
+            workflow.continue_as_new(
+                batch.model_copy(update={"next_index": end, "continued_as_new": batch.continued_as_new + 1})
+            )
+        return batch.continued_as_new

@@ -1,0 +1,189 @@
+"""Factory-line throughput against bare Temporal, side by side on one dev server.
+
+    PYTHONPATH=. python benchmarks/batch_throughput.py [--items 10000] [--concurrency 50] [--json]
+
+1. Ours: `FactoryLineWorkflow` runs N items of `algorithm-explainer` on the offline model, each a child
+   `AgentRunWorkflow` (validation, planning, execution, compose, review), continuing as new every
+   `--items-per-run` items. One sample run first counts its model turns and tool calls.
+2. Bare: a parent with the same cap and the same continue-as-new window starts N bare child workflows,
+   each doing one no-op activity per model turn and per tool call of our run, nothing else.
+
+Both run on the same fresh local dev server, with the same worker settings, one after the other.
+Prints items/s for each, the ratio (target ≥ 0.8), how often each continued as new, and the largest
+history length seen in any single run of our batch workflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.artifacts import FileArtifactStore, data_converter
+from activities.bundle import build_activities
+from activities.dead_letters import FileDeadLetterStore
+from activities.tools.registry import ToolRegistry
+from benchmarks.bare_workflows import BareBatch, BareBatchWorkflow, BareItem, noop
+from contracts.run import RunRequest, RunResult
+from settings import Settings
+from starter import start_batch
+from worker import build_worker
+from workflows.search_attributes import ALL_KEYS
+
+STATEMENT = (
+    "Given an array of integers and a target, return the indices of the two numbers that add up to it."
+)
+
+
+def _binary() -> str:
+    found = Path(sys.executable).parent / "temporal"
+    return str(found) if found.exists() else (shutil.which("temporal") or "temporal")
+
+
+async def _max_history_length(client: Client, workflow_id: str) -> tuple[int, int]:
+    """(runs, most events in one run) over every run of a continued-as-new workflow."""
+    runs, most = 0, 0
+    async for execution in client.list_workflows(f"WorkflowId = '{workflow_id}'"):
+        history = await client.get_workflow_handle(workflow_id, run_id=execution.run_id).fetch_history()
+        runs += 1
+        most = max(most, len(history.events))
+    return runs, most
+
+
+async def bench(items: int, concurrency: int, items_per_run: int) -> dict[str, Any]:
+    """Run both batches on one fresh dev server; return the figures."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary(),
+        search_attributes=list(ALL_KEYS),
+        data_converter=pydantic_data_converter,
+        ip="127.0.0.1",
+        dev_server_log_level="error",
+    )
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(data_dir=Path(tmp), model_provider="offline")
+            store = FileArtifactStore(settings.resolved_artifact_dir())
+            client = Client(
+                env.client.service_client,
+                namespace=env.client.namespace,
+                data_converter=data_converter(store, settings.artifact_threshold_bytes),
+            )
+            ours = build_activities(
+                settings,
+                tools=ToolRegistry(),
+                dead_letters=FileDeadLetterStore(settings.resolved_dead_letter_dir()),
+                artifacts=store,
+            )
+            queue = "bench"
+            worker = build_worker(
+                client,
+                settings,
+                task_queue=queue,
+                activities=[*ours, noop],
+                workflows=[*__import__("worker").WORKFLOWS, BareItem, BareBatchWorkflow],
+            )
+            async with worker:
+                sample: RunResult = await client.execute_workflow(
+                    "AgentRunWorkflow",
+                    RunRequest(
+                        blueprint="algorithm-explainer",
+                        input={"title": "Sample", "statement": STATEMENT},
+                        provider="offline",
+                    ),
+                    id="bench-sample",
+                    task_queue=queue,
+                    result_type=RunResult,
+                )
+                assert sample.state == "COMPLETE", sample.error
+                per_item = sample.model_calls + sample.tool_calls
+                inputs = [{"title": f"Problem {i}", "statement": STATEMENT} for i in range(items)]
+
+                started = time.perf_counter()
+                handle = await start_batch(
+                    client,
+                    "algorithm-explainer",
+                    inputs,
+                    settings=settings,
+                    concurrency=concurrency,
+                    batch_id="bench-ours",
+                    task_queue=queue,
+                    provider="offline",
+                    items_per_run=items_per_run,
+                )
+                summary = await handle.result()
+                ours_s = time.perf_counter() - started
+
+                started = time.perf_counter()
+                bare_can = await client.execute_workflow(
+                    "BenchBareBatch",
+                    BareBatch(
+                        total=items,
+                        activities_per_item=per_item,
+                        concurrency=concurrency,
+                        items_per_run=items_per_run,
+                    ),
+                    id="bench-bare",
+                    task_queue=queue,
+                    result_type=int,
+                )
+                bare_s = time.perf_counter() - started
+            runs, most_events = await _max_history_length(client, "bench-ours")
+    finally:
+        await env.shutdown()
+    ours_rate, bare_rate = items / ours_s, items / bare_s
+    return {
+        "items": items,
+        "concurrency": concurrency,
+        "items_per_run": items_per_run,
+        "model_turns_and_tool_calls_per_item": per_item,
+        "ours": {
+            "seconds": round(ours_s, 1),
+            "items_per_s": round(ours_rate, 2),
+            "succeeded": summary.succeeded,
+            "failed": summary.failed,
+            "continued_as_new": summary.continued_as_new,
+            "runs": runs,
+            "max_history_events_in_one_run": most_events,
+        },
+        "bare": {
+            "seconds": round(bare_s, 1),
+            "items_per_s": round(bare_rate, 2),
+            "continued_as_new": bare_can,
+        },
+        "ratio": round(ours_rate / bare_rate, 3),
+        "target": 0.8,
+    }
+
+
+def main() -> None:
+    """Parse arguments, run, print."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--items-per-run", type=int, default=500)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    figures = asyncio.run(bench(args.items, args.concurrency, args.items_per_run))
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(json.dumps(figures, indent=1))
+    verdict = "meets" if figures["ratio"] >= figures["target"] else "misses"
+    print(
+        f"ours {figures['ours']['items_per_s']}/s vs bare {figures['bare']['items_per_s']}/s: "
+        f"ratio {figures['ratio']} ({verdict} the {figures['target']} target)"
+    )
+
+
+if __name__ == "__main__":
+    main()
