@@ -29,12 +29,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.artifacts import FileArtifactStore, data_converter
+from activities.artifacts import FileArtifactStore
 from activities.bundle import build_activities
 from activities.dead_letters import FileDeadLetterStore
 from activities.tools.registry import ToolRegistry
 from benchmarks.bare_workflows import BareBatch, BareBatchWorkflow, BareItem, noop
 from contracts.run import RunRequest, RunResult
+from observability.codec import data_converter
 from settings import Settings
 from starter import start_batch
 from worker import build_worker
@@ -73,10 +74,11 @@ async def bench(items: int, concurrency: int, items_per_run: int) -> dict[str, A
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(data_dir=Path(tmp), model_provider="offline")
             store = FileArtifactStore(settings.resolved_artifact_dir())
+            # The engine's own converter (redaction, artifact store) for both batches: same worker, same costs.
             client = Client(
                 env.client.service_client,
                 namespace=env.client.namespace,
-                data_converter=data_converter(store, settings.artifact_threshold_bytes),
+                data_converter=data_converter(settings),
             )
             ours = build_activities(
                 settings,
