@@ -63,7 +63,10 @@ async def test_a_3mb_output_completes_through_the_artifact_store(
         handle = await client.start_workflow(
             "AgentRunWorkflow",
             RunRequest(
-                blueprint="tool-steps", input={"steps": [{"tool": "bump", "label": "a"}]}, provider="scripted"
+                blueprint="tool-steps",
+                input={"steps": [{"tool": "bump", "label": "a"}]},
+                provider="scripted",
+                model="offline-v1",
             ),
             id=workflow_id,
             task_queue=task_queue,

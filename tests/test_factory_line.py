@@ -129,6 +129,7 @@ async def test_killing_every_worker_mid_batch_loses_nothing_and_reruns_no_finish
             batch_id=workflow_id,
             task_queue=task_queue,
             provider="scripted",
+            model="offline-v1",
             items_per_run=25,
         )
         deadline = time.monotonic() + 120

@@ -32,12 +32,12 @@ async def test_redrive_resumes_after_three_completed_steps_without_repeating_the
     async with harness.running_worker(client, settings, task_queue) as (_, provider):
         failed = await client.execute_workflow(
             "AgentRunWorkflow",
-            RunRequest(blueprint="tool-steps", input=STEPS, provider="scripted"),
+            RunRequest(blueprint="tool-steps", input=STEPS, provider="scripted", model="offline-v1"),
             id=workflow_id,
             task_queue=task_queue,
             result_type=RunResult,
         )
-        assert failed.state == "FAILED" and failed.error and failed.error.code == "task_failed"
+        assert failed.state == "FAILED" and failed.error and failed.error.code == "task_failed", failed.error
         assert failed.states_visited[-2:] == ["EXECUTING", "FAILED"]
         letter = await store.get(failed.dead_letter_id or "")
         assert letter is not None
@@ -69,14 +69,14 @@ async def test_rejected_at_validating_leaves_a_dead_letter_but_intake_errors_do_
     async with harness.running_worker(client, settings, task_queue):
         invalid = await client.execute_workflow(
             "AgentRunWorkflow",
-            RunRequest(blueprint="tool-steps", input={"steps": []}, provider="scripted"),
+            RunRequest(blueprint="tool-steps", input={"steps": []}, provider="scripted", model="offline-v1"),
             id=workflow_id,
             task_queue=task_queue,
             result_type=RunResult,
         )
         malformed = await client.execute_workflow(
             "AgentRunWorkflow",
-            RunRequest(blueprint="tool-steps", input_json="{nope", provider="scripted"),
+            RunRequest(blueprint="tool-steps", input_json="{nope", provider="scripted", model="offline-v1"),
             id=workflow_id + "-intake",
             task_queue=task_queue,
             result_type=RunResult,

@@ -167,7 +167,9 @@ async def test_schema_violations_twice_then_valid_revises_twice_and_completes(
     async with harness.running_worker(client, settings, task_queue, script=script) as (_, provider):
         handle = await client.start_workflow(
             "AgentRunWorkflow",
-            RunRequest(blueprint="algorithm-explainer", input=EXPLAINER, provider="scripted"),
+            RunRequest(
+                blueprint="algorithm-explainer", input=EXPLAINER, provider="scripted", model="offline-v1"
+            ),
             id=workflow_id,
             task_queue=task_queue,
             result_type=RunResult,
@@ -220,7 +222,11 @@ async def test_review_past_max_retries_fails_and_leaves_a_dead_letter(
         result = await client.execute_workflow(
             "AgentRunWorkflow",
             RunRequest(
-                blueprint="algorithm-explainer", version="1.0.2", input=EXPLAINER, provider="scripted"
+                blueprint="algorithm-explainer",
+                version="1.0.2",
+                input=EXPLAINER,
+                provider="scripted",
+                model="offline-v1",
             ),
             id=workflow_id,
             task_queue=task_queue,
@@ -265,7 +271,11 @@ async def test_judge_step_is_a_model_turn_and_its_low_score_sends_the_run_back(
         result = await client.execute_workflow(
             "AgentRunWorkflow",
             RunRequest(
-                blueprint="algorithm-explainer", version="1.0.1", input=EXPLAINER, provider="scripted"
+                blueprint="algorithm-explainer",
+                version="1.0.1",
+                input=EXPLAINER,
+                provider="scripted",
+                model="offline-v1",
             ),
             id=workflow_id,
             task_queue=task_queue,

@@ -40,7 +40,7 @@ async def test_failed_run_compensates_completed_side_effects_in_reverse_order(
     async with harness.running_worker(client, settings, task_queue, state_dir=state):
         result = await client.execute_workflow(
             "AgentRunWorkflow",
-            RunRequest(blueprint="tool-steps", input=CHARGES, provider="scripted"),
+            RunRequest(blueprint="tool-steps", input=CHARGES, provider="scripted", model="offline-v1"),
             id=workflow_id,
             task_queue=task_queue,
             result_type=RunResult,
@@ -84,7 +84,7 @@ async def test_a_compensation_that_cannot_succeed_goes_to_the_dead_letters(
     async with harness.running_worker(client, settings, task_queue, state_dir=state):
         result = await client.execute_workflow(
             "AgentRunWorkflow",
-            RunRequest(blueprint="tool-steps", input=steps, provider="scripted"),
+            RunRequest(blueprint="tool-steps", input=steps, provider="scripted", model="offline-v1"),
             id=workflow_id,
             task_queue=task_queue,
             result_type=RunResult,
@@ -146,7 +146,7 @@ async def test_compensation_survives_the_worker_being_killed_mid_saga(
     try:
         handle = await client.start_workflow(
             "AgentRunWorkflow",
-            RunRequest(blueprint="tool-steps", input=CHARGES, provider="scripted"),
+            RunRequest(blueprint="tool-steps", input=CHARGES, provider="scripted", model="offline-v1"),
             id=workflow_id,
             task_queue=task_queue,
             result_type=RunResult,

@@ -73,6 +73,7 @@ async def record() -> dict[str, Any]:
                             blueprint="tool-steps",
                             version="1.0.1",
                             provider="scripted",
+                            model="offline-v1",
                             input={
                                 "steps": [{"tool": "bump", "label": "a"}, {"tool": "charge", "label": "b"}]
                             },
@@ -86,6 +87,7 @@ async def record() -> dict[str, Any]:
                         RunRequest(
                             blueprint="tool-steps",
                             provider="scripted",
+                            model="offline-v1",
                             input={
                                 "steps": [
                                     {"tool": "charge", "label": "a"},
@@ -102,6 +104,7 @@ async def record() -> dict[str, Any]:
                         BatchRequest(
                             blueprint="tool-steps",
                             provider="scripted",
+                            model="offline-v1",
                             concurrency=2,
                             items_per_run=50,
                             items=[{"steps": [{"tool": "bump", "label": f"i{i}"}]} for i in range(4)],
