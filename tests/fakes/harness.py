@@ -12,7 +12,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.bundle import build_activities
-from activities.dead_letters import FileDeadLetterStore
+from activities.dead_letters import LedgerDeadLetterStore
+from activities.ledger import Ledger
 from activities.models.base import ProviderRegistry
 from activities.models.offline import OfflineProvider
 from blueprints.base import Blueprint
@@ -34,9 +35,9 @@ def codec_client(client: Client, settings: Settings) -> Client:
     return Client(client.service_client, namespace=client.namespace, data_converter=data_converter(settings))
 
 
-def dead_letters(settings: Settings) -> FileDeadLetterStore:
-    """The file dead-letter store the test worker writes to."""
-    return FileDeadLetterStore(settings.resolved_dead_letter_dir())
+def dead_letters(settings: Settings) -> LedgerDeadLetterStore:
+    """The dead letters the test worker writes: the SQL ledger of these settings (what `dlq` reads)."""
+    return LedgerDeadLetterStore(Ledger.from_settings(settings))
 
 
 @asynccontextmanager
