@@ -1,8 +1,6 @@
 """Secrets planted in settings, in the run input and in provider responses reach none of: logs,
-spans, Temporal history (fetched from the real dev server). The real Anthropic SDK talks to the
-local fake server, so the API key really travels in request headers.
-
-The ledger (issue 4) is not on this branch: its rows are not scanned here yet.
+spans, Temporal history (fetched from the real dev server), ledger rows. The real Anthropic SDK
+talks to the local fake server, so the API key really travels in request headers.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from observability import redaction
 from observability.logs import configure_logging, get_logger
 from observability.redaction import Redactor
 from observability.setup import init_telemetry
+from settings import Settings
 from starter import make_request, start_run
 from tests.fakes.provider_server import (
     ANTHROPIC_MESSAGES_PATH,
@@ -210,6 +209,32 @@ async def test_planted_secrets_reach_no_log_span_or_history(
     log_text = captured_logs.getvalue()
     for secret in SECRETS:
         assert secret not in log_text, f"{secret!r} is in the logs"
+
+    # Every row of every ledger table, as the database holds it.
+    ledger_text, model_call_rows = await _ledger_dump(settings, workflow_id)
+    assert model_call_rows == 4  # the ledger recorded this run's calls: the scan reads real rows
+    for secret in SECRETS:
+        assert secret not in ledger_text, f"{secret!r} is in the ledger"
+
+
+async def _ledger_dump(settings: Settings, workflow_id: str) -> tuple[str, int]:
+    """All ledger rows as text, and how many model-call rows belong to `workflow_id`."""
+    from sqlalchemy import select
+
+    from activities.ledger.db import create_engine_for, ledger_url
+    from activities.ledger.schema import metadata, model_calls
+
+    engine = create_engine_for(ledger_url(settings))
+    texts: list[str] = []
+    try:
+        async with engine.connect() as conn:
+            for table in metadata.sorted_tables:
+                for row in (await conn.execute(select(table))).all():
+                    texts.append(json.dumps([str(v) for v in row]))
+            mine = (await conn.execute(select(model_calls).where(model_calls.c.run_id == workflow_id))).all()
+    finally:
+        await engine.dispose()
+    return "\n".join(texts), len(mine)
 
 
 def test_redactor_blanks_fields_known_values_and_credential_shapes() -> None:
