@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from contracts.model import ToolSpec
 from contracts.policy import ToolPolicy
 from contracts.review import ReviewSpec
+from contracts.schemas import json_schema
 from contracts.run import BlueprintSnapshot
 from policies import limits
 
@@ -59,8 +60,8 @@ class Blueprint:
             system_prompt=self.system_prompt,
             allowed_tools=list(self.allowed_tools),
             tools=tools,
-            input_schema=self.input_model.model_json_schema(),
-            output_schema=self.output_model.model_json_schema(),
+            input_schema=json_schema(self.input_model),
+            output_schema=json_schema(self.output_model),
             checks=list(self.checks),
             max_turns=self.max_turns,
             max_plan_attempts=self.max_plan_attempts,

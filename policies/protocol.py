@@ -9,6 +9,7 @@ from typing import Any
 
 from contracts.model import ToolSpec
 from contracts.plan import Plan
+from contracts.schemas import json_schema
 
 SUBMIT_PLAN = "submit_plan"
 SUBMIT_RESULT = "submit_result"
@@ -19,7 +20,7 @@ TERMINAL_TOOLS = frozenset({SUBMIT_PLAN, SUBMIT_RESULT, SUBMIT_OUTPUT, SUBMIT_VE
 
 def submit_plan_spec(allowed_tools: list[str], max_tasks: int) -> ToolSpec:
     """The tool PLANNING asks the model to call with its plan."""
-    schema = Plan.model_json_schema()
+    schema = json_schema(Plan)
     schema["properties"]["tasks"]["maxItems"] = max_tasks
     return ToolSpec(
         name=SUBMIT_PLAN,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from contracts.errors import ErrorInfo
 from contracts.model import ToolSpec
+from contracts.schemas import json_schema
 from contracts.tools import ToolResult
 
 
@@ -50,7 +51,7 @@ class RegisteredTool:
         return ToolSpec(
             name=self.name,
             description=self.description,
-            input_schema=self.args_model.model_json_schema(),
+            input_schema=json_schema(self.args_model),
             side_effect=self.side_effect,
             compensable=self.compensation is not None,
         )
