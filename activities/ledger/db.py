@@ -56,7 +56,10 @@ def ledger_url(settings: Settings) -> str:
 def create_engine_for(url: str) -> AsyncEngine:
     """An async engine; SQLite files get WAL and a busy timeout so concurrent activities queue
     for the write lock instead of failing."""
-    engine = create_async_engine(url, pool_pre_ping=True)
+    # A local SQLite file has no connection to lose: pinging it before every write only costs a
+    # round trip through aiosqlite's thread. Network databases keep the ping.
+    sqlite_file = url.startswith("sqlite")
+    engine = create_async_engine(url, pool_pre_ping=not sqlite_file)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
