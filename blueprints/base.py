@@ -13,8 +13,8 @@ from pydantic import BaseModel
 from contracts.model import ToolSpec
 from contracts.policy import ToolPolicy
 from contracts.review import ReviewSpec
-from contracts.schemas import json_schema
 from contracts.run import BlueprintSnapshot
+from contracts.schemas import json_schema
 from policies import limits
 
 
