@@ -50,7 +50,8 @@ async def test_an_offline_run_records_every_call_and_transition_with_one_extra_a
     # Ledger writes ride on model_turn/call_tool; the run adds exactly one activity of its own.
     assert counts["record_run_end"] == 1
     overhead = sum(counts.values()) - counts["model_turn"] - counts.get("call_tool", 0)
-    assert overhead == 1 + counts["validate_request"] + counts["review_output"]
+    # (validation and review run as local activities: they schedule no activity task)
+    assert overhead == 1 + counts.get("validate_request", 0) + counts.get("review_output", 0)
     transitions = await ledger.rows(schema.state_transitions, run_id=handle.id)
     assert [t["target"] for t in sorted(transitions, key=lambda t: t["seq"])] == result.states_visited
     [run] = await ledger.rows(schema.runs, run_id=handle.id)
