@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.batch import BatchProgress, BatchRequest, BatchSummary
@@ -75,6 +76,7 @@ def test_items_file_errors_name_the_line(tmp_path: Path) -> None:
         raise AssertionError("a malformed line was accepted")
 
 
+@pytest.mark.timeout(900)  # ~190 s alone on 2 cores; room for a loaded machine
 async def test_a_thousand_items_on_the_dev_server_complete_with_a_correct_summary(
     devserver_env: WorkflowEnvironment, task_queue: str, workflow_id: str, tmp_path: Path
 ) -> None:
