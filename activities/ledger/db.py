@@ -73,6 +73,11 @@ def create_engine_for(url: str) -> AsyncEngine:
     return engine
 
 
+#: Databases this process has already migrated, and the lock that serializes each one's upgrade.
+_MIGRATED_URLS: set[str] = set()
+_MIGRATE_LOCKS: dict[str, asyncio.Lock] = {}
+
+
 class Ledger:
     """The write API (and the few reads the engine needs) over one database."""
 
@@ -81,8 +86,6 @@ class Ledger:
         self.engine = create_engine_for(url)
         # A ledger nobody migrated (a test worker, a script) upgrades itself before its first use.
         self._auto_migrate = auto_migrate
-        self._migrated = False
-        self._migrate_lock = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ledger:
@@ -107,13 +110,16 @@ class Ledger:
 
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade)
-        self._migrated = True
+        _MIGRATED_URLS.add(self.url)
 
     async def _ready(self) -> None:
-        if self._migrated or not self._auto_migrate:
+        if self.url in _MIGRATED_URLS or not self._auto_migrate:
             return
-        async with self._migrate_lock:
-            if not self._migrated:
+        # One upgrade per database per process, whichever Ledger instance gets there first: two
+        # concurrent upgrades of a fresh SQLite file collide ("table already exists") and leave it
+        # unstamped.
+        async with _MIGRATE_LOCKS.setdefault(self.url, asyncio.Lock()):
+            if self.url not in _MIGRATED_URLS:
                 await self.upgrade()
 
     async def close(self) -> None:
