@@ -965,4 +965,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter finalization: the SDK's native threads can abort it (PyGILState_Release)
+    # after the command has finished and printed everything.
+    os._exit(code)
