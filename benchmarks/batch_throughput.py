@@ -8,9 +8,13 @@
 2. Bare: a parent with the same cap and the same continue-as-new window starts N bare child workflows,
    each doing one no-op activity per model turn and per tool call of our run, nothing else.
 
-Both run on the same fresh local dev server, with the same worker settings, one after the other.
-Prints items/s for each, the ratio (target ≥ 0.8), how often each continued as new, and the largest
-history length seen in any single run of our batch workflow.
+Both run on the same fresh local dev server, with the same worker settings: bare runs half its
+items before ours and half after (the server slows as its database fills; this way neither side
+gets the emptier server).
+Prints items/s for each, the ratio (target ≥ 0.8), how often each continued as new, the largest
+history length seen in any single run of our batch workflow, and the CPU each side spent per item
+in this process (worker and client) and in the dev server: on a shared machine the CPU figures
+move less than the wall-clock ones.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -51,6 +56,55 @@ def _binary() -> str:
     return str(found) if found.exists() else (shutil.which("temporal") or "temporal")
 
 
+def _cpu_s() -> tuple[float, float]:
+    """CPU seconds so far of this process (worker and client) and of its children (the dev server)."""
+    server = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():
+            server += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return time.process_time(), server
+
+
+class _Timed:
+    """Wall seconds and CPU seconds (this process, the dev server) spent awaiting one batch."""
+
+    def __init__(self) -> None:
+        self.seconds = self.worker_cpu = self.server_cpu = 0.0
+        self.can = 0
+
+    async def measure(self, batch: Any) -> Any:
+        cpu, started = _cpu_s(), time.perf_counter()
+        result = await batch
+        self.seconds += time.perf_counter() - started
+        after = _cpu_s()
+        self.worker_cpu += after[0] - cpu[0]
+        self.server_cpu += after[1] - cpu[1]
+        return result
+
+    @classmethod
+    def combined(cls, parts: list[_Timed]) -> _Timed:
+        total = cls()
+        for part in parts:
+            total.seconds += part.seconds
+            total.worker_cpu += part.worker_cpu
+            total.server_cpu += part.server_cpu
+        return total
+
+    def cpu_ms_per_item(self, items: int) -> dict[str, float]:
+        return {
+            "worker": round(self.worker_cpu / items * 1000, 1),
+            "server": round(self.server_cpu / items * 1000, 1),
+            "total": round((self.worker_cpu + self.server_cpu) / items * 1000, 1),
+        }
+
+
 async def _max_history_length(client: Client, workflow_id: str) -> tuple[int, int]:
     """(runs, most events in one run) over every run of a continued-as-new workflow."""
     runs, most = 0, 0
@@ -61,8 +115,8 @@ async def _max_history_length(client: Client, workflow_id: str) -> tuple[int, in
     return runs, most
 
 
-async def bench(items: int, concurrency: int, items_per_run: int) -> dict[str, Any]:
-    """Run both batches on one fresh dev server; return the figures."""
+async def bench(items: int, concurrency: int, items_per_run: int, only: str | None = None) -> dict[str, Any]:
+    """Run both batches on one fresh dev server (or just one of them, for profiling); return the figures."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=_binary(),
         search_attributes=list(ALL_KEYS),
@@ -108,59 +162,79 @@ async def bench(items: int, concurrency: int, items_per_run: int) -> dict[str, A
                 )
                 assert sample.state == "COMPLETE", sample.error
                 per_item = sample.model_calls + sample.tool_calls
+                # One bare item too, so that neither side pays its first run's imports in the timing.
+                await client.execute_workflow(
+                    "BenchBareItem", per_item, id="bench-bare-sample", task_queue=queue, result_type=int
+                )
                 inputs = [{"title": f"Problem {i}", "statement": STATEMENT} for i in range(items)]
 
-                started = time.perf_counter()
-                handle = await start_batch(
-                    client,
-                    "algorithm-explainer",
-                    inputs,
-                    settings=settings,
-                    concurrency=concurrency,
-                    batch_id="bench-ours",
-                    task_queue=queue,
-                    provider="offline",
-                    items_per_run=items_per_run,
-                )
-                summary = await handle.result()
-                ours_s = time.perf_counter() - started
-
-                started = time.perf_counter()
-                bare_can = await client.execute_workflow(
-                    "BenchBareBatch",
-                    BareBatch(
-                        total=items,
-                        activities_per_item=per_item,
+                async def ours_batch() -> Any:
+                    handle = await start_batch(
+                        client,
+                        "algorithm-explainer",
+                        inputs,
+                        settings=settings,
                         concurrency=concurrency,
+                        batch_id="bench-ours",
+                        task_queue=queue,
+                        provider="offline",
                         items_per_run=items_per_run,
-                    ),
-                    id="bench-bare",
-                    task_queue=queue,
-                    result_type=int,
-                )
-                bare_s = time.perf_counter() - started
+                    )
+                    return await handle.result()
+
+                async def bare_batch(part: str, total: int) -> Any:
+                    return await client.execute_workflow(
+                        "BenchBareBatch",
+                        BareBatch(
+                            total=total,
+                            activities_per_item=per_item,
+                            concurrency=concurrency,
+                            items_per_run=items_per_run,
+                        ),
+                        id=f"bench-bare-{part}",
+                        task_queue=queue,
+                        result_type=int,
+                    )
+
+                # The dev server slows as its database fills, so whatever runs second is at a
+                # disadvantage: bare runs half its items before ours and half after, which puts both
+                # at the same average server size.
+                first, second = items // 2, items - items // 2
+                bare = [_Timed(), _Timed()]
+                ours_t = _Timed()
+                summary = None
+                if only != "ours" and first:
+                    bare[0].can = await bare[0].measure(bare_batch("before", first))
+                if only != "bare":
+                    summary = await ours_t.measure(ours_batch())
+                if only != "ours":
+                    bare[1].can = await bare[1].measure(bare_batch("after", second))
             runs, most_events = await _max_history_length(client, "bench-ours")
     finally:
         await env.shutdown()
-    ours_rate, bare_rate = items / ours_s, items / bare_s
+    bare_s = bare[0].seconds + bare[1].seconds
+    ours_rate, bare_rate = items / ours_t.seconds, items / bare_s
     return {
         "items": items,
         "concurrency": concurrency,
         "items_per_run": items_per_run,
         "model_turns_and_tool_calls_per_item": per_item,
         "ours": {
-            "seconds": round(ours_s, 1),
+            "seconds": round(ours_t.seconds, 1),
+            "cpu_ms_per_item": ours_t.cpu_ms_per_item(items),
             "items_per_s": round(ours_rate, 2),
-            "succeeded": summary.succeeded,
-            "failed": summary.failed,
-            "continued_as_new": summary.continued_as_new,
+            "succeeded": summary.succeeded if summary else None,
+            "failed": summary.failed if summary else None,
+            "continued_as_new": summary.continued_as_new if summary else None,
             "runs": runs,
             "max_history_events_in_one_run": most_events,
         },
         "bare": {
             "seconds": round(bare_s, 1),
+            "seconds_before_and_after": [round(bare[0].seconds, 1), round(bare[1].seconds, 1)],
+            "cpu_ms_per_item": _Timed.combined(bare).cpu_ms_per_item(items),
             "items_per_s": round(bare_rate, 2),
-            "continued_as_new": bare_can,
+            "continued_as_new": bare[0].can + bare[1].can,
         },
         "ratio": round(ours_rate / bare_rate, 3),
         "target": 0.8,
@@ -174,8 +248,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--items-per-run", type=int, default=500)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--only", choices=("ours", "bare"), help="run one side only (for profiling)")
     args = parser.parse_args()
-    figures = asyncio.run(bench(args.items, args.concurrency, args.items_per_run))
+    figures = asyncio.run(bench(args.items, args.concurrency, args.items_per_run, args.only))
     if args.json:
         print(json.dumps(figures))
         return

@@ -50,6 +50,8 @@ def _redact_payload(payload: Payload, redactor: redaction.Redactor) -> Payload:
     if payload.metadata.get("encoding") != b"json/plain":
         return payload
     try:
+        if redactor.json_is_clean(payload.data.decode()):
+            return payload  # the common case, decided without parsing and walking the payload
         value = json.loads(payload.data)
     except (UnicodeDecodeError, json.JSONDecodeError):
         return payload

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Worker
 
 from activities.bundle import build_activities, load_tools
@@ -58,3 +59,13 @@ async def run_to_end(
     """Start a run and wait for its result."""
     handle = await start_run(client, request, task_queue=task_queue, workflow_id=workflow_id)
     return await handle.result()
+
+
+def local_activity_names(history: WorkflowHistory) -> list[str]:
+    """The activity type of every local activity a run recorded, in order (from its markers)."""
+    names = []
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and marker.marker_name == "core_local_activity":
+            names.append(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
+    return names

@@ -241,3 +241,35 @@ async def test_dry_run_short_circuits_every_side_effecting_tool(
     ]
     assert observations and all(o["content"]["dry_run"] is True for o in observations)
     assert result.state in {"COMPLETE", "FAILED"}
+
+
+async def test_factory_state_is_upserted_once_per_workflow_task_with_the_last_state(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path, workflow_id: str
+) -> None:
+    async with running_worker(env.client, isolated_settings(tmp_path), task_queue):
+        result = await run_to_end(
+            env.client,
+            make_request("algorithm-explainer", input_value=example("algorithm-explainer")),
+            task_queue,
+            workflow_id,
+        )
+    assert result.states_visited == HAPPY_PATH
+    history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+    states, upserts_per_task, upserts = [], [0], 0
+    for event in history.events:
+        if event.HasField("workflow_task_completed_event_attributes"):
+            upserts_per_task.append(0)
+        fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        if event.HasField("upsert_workflow_search_attributes_event_attributes") and "FactoryState" in fields:
+            states.append(json.loads(fields["FactoryState"].data))
+            upserts_per_task[-1] += 1
+            upserts += 1
+    # Validation runs inside the first workflow task (a local activity), review and the ledger's
+    # end inside the last: the states nobody could observe in between are not written.
+    assert states == ["PLANNING", "EXECUTING", "COMPLETE"]
+    assert max(upserts_per_task) == 1 and upserts == 3
+    final = await env.client.get_workflow_handle(workflow_id).describe()
+    assert final.typed_search_attributes  # the attributes the UI filters on are there
+    assert {k.name: v for k, v in ((p.key, p.value) for p in final.typed_search_attributes)}[
+        "FactoryState"
+    ] == "COMPLETE"

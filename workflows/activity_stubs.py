@@ -60,9 +60,10 @@ def _local_options(kind: str) -> dict[str, Any]:
     return options
 
 
-async def validate_request(inp: ValidateInput) -> ValidateResult:
-    """VALIDATING's activity. Local: short CPU work on the workflow's own worker, no task-queue round trip."""
-    if not workflow.patched(LOCAL_CHECKS_PATCH):
+async def validate_request(inp: ValidateInput, *, local: bool = False) -> ValidateResult:
+    """VALIDATING's activity. Local: short CPU work on the workflow's own worker, no task-queue
+    round trip. `local` says so outright (runs whose own patch implies it: one marker, not two)."""
+    if not (local or workflow.patched(LOCAL_CHECKS_PATCH)):
         return await workflow.execute_activity(
             ActivityNames.VALIDATE_REQUEST, inp, result_type=ValidateResult, **_options("check")
         )
@@ -100,10 +101,10 @@ async def call_tool(inp: ToolCallInput) -> ToolResult:
     )
 
 
-async def review_output(inp: ReviewInput) -> ReportCard:
+async def review_output(inp: ReviewInput, *, local: bool = False) -> ReportCard:
     """REVIEWING's report card. Local, like validation: the checks are short CPU work (the judge,
     a model call, is a normal activity)."""
-    if not workflow.patched(LOCAL_CHECKS_PATCH):
+    if not (local or workflow.patched(LOCAL_CHECKS_PATCH)):
         return await workflow.execute_activity(
             ActivityNames.REVIEW_OUTPUT, inp, result_type=ReportCard, **_options("check")
         )
@@ -140,6 +141,11 @@ async def stash_batch_items(inp: StashItemsInput) -> StashItemsResult:
     )
 
 
-async def record_run_end(inp: RunLedgerInput) -> None:
-    """The run's one ledger write of its own, at the end (other rows ride on its activities)."""
+async def record_run_end(inp: RunLedgerInput, *, local: bool = True) -> None:
+    """The run's one ledger write of its own, at the end (other rows ride on its activities).
+    Local: the outcome is known, so no workflow task of its own is worth a server round trip
+    (runs recorded before that replay with `local=False`)."""
+    if local:
+        await workflow.execute_local_activity(ActivityNames.RECORD_RUN_END, inp, **_local_options("check"))
+        return
     await workflow.execute_activity(ActivityNames.RECORD_RUN_END, inp, **_options("check"))

@@ -64,11 +64,22 @@ from workflows import dead_letter
 from workflows.cost_control import BudgetStop, CostGovernor, LedgerOutbox, ModelsUnavailable
 from workflows.human_gate import HumanGate
 from workflows.saga import Saga
-from workflows.search_attributes import FACTORY_BLUEPRINT, FACTORY_STATE, FACTORY_TENANT
+from workflows.search_attributes import (
+    FACTORY_BLUEPRINT,
+    FACTORY_STATE,
+    FACTORY_TENANT,
+    SearchAttributePublisher,
+)
 from workflows.telemetry import RunTelemetry
 
 #: Runs recorded before failures escalated ended FAILED here; they replay that way.
 ESCALATE_FAILURES_PATCH = "escalate-planning-and-review-failures"
+#: Runs recorded before it upserted search attributes once per state move and wrote the run's end
+#: with a normal activity; they replay that way. Now: one upsert per activation, and the end is a
+#: local activity (no extra workflow task after the run's outcome is known). It implies the older
+#: "checks-as-local-activities" patch, so a new run records one patch marker, not two (each costs
+#: a marker and a search-attribute upsert in every run's history).
+LEAN_BOOKKEEPING_PATCH = "lean-run-bookkeeping"
 
 
 class RunFailed(Exception):
@@ -120,6 +131,8 @@ class AgentRunWorkflow:
         self._outbox.attach_gate(self._gate)
         self._governor: CostGovernor | None = None
         self._saga = Saga()
+        self._search = SearchAttributePublisher()
+        self._lean = False
         self._failed_in: RunState | None = None
         self._dead_letter_id: str | None = None
 
@@ -185,16 +198,16 @@ class AgentRunWorkflow:
     async def run(self, request: RunRequest) -> RunResult:
         """Walk the state machine for one request; always returns a result, never a stuck task."""
         self._request = request
+        self._lean = workflow.patched(LEAN_BOOKKEEPING_PATCH)
+        self._search.coalesce = self._lean
         self._record = RunRecord.start(workflow.now())
         self._telemetry.start(request.blueprint, workflow.now())
         self._telemetry.enter_state(RunState.INTAKE.value, "request arrived")
         self._outbox.add(None, RunState.INTAKE.value, workflow.now(), "request received")
-        workflow.upsert_search_attributes(
-            [
-                FACTORY_STATE.value_set(RunState.INTAKE.value),
-                FACTORY_BLUEPRINT.value_set(request.blueprint[:200]),
-                FACTORY_TENANT.value_set(request.tenant[:200]),
-            ]
+        self._search.set(
+            FACTORY_STATE.value_set(RunState.INTAKE.value),
+            FACTORY_BLUEPRINT.value_set(request.blueprint[:200]),
+            FACTORY_TENANT.value_set(request.tenant[:200]),
         )
         try:
             await self._walk(request)
@@ -219,7 +232,9 @@ class AgentRunWorkflow:
             self._error.code if self._error else None,
         )
         complete = self._record.state is RunState.COMPLETE
-        await self._record_run_end(request)
+        with self._search.held():
+            await self._record_run_end(request)
+        self._search.flush(force=True)
         return RunResult(
             workflow_id=workflow.info().workflow_id,
             state=self._record.state.value,
@@ -246,9 +261,11 @@ class AgentRunWorkflow:
         if error is not None:
             raise RunFailed(RunState.REJECTED, error)
         self._move(RunState.VALIDATING, "intake done")
-        validated = await act.validate_request(
-            ValidateInput(run_id=workflow.info().workflow_id, request=request, parsed_input=parsed)
-        )
+        with self._search.held():
+            validated = await act.validate_request(
+                ValidateInput(run_id=workflow.info().workflow_id, request=request, parsed_input=parsed),
+                local=self._lean,
+            )
         if validated.error is not None or validated.blueprint is None or validated.model is None:
             raise RunFailed(
                 RunState.REJECTED,
@@ -257,7 +274,10 @@ class AgentRunWorkflow:
         self._blueprint, self._model, self._input = validated.blueprint, validated.model, validated.input
         self._telemetry.set_blueprint(validated.blueprint.ref)
         self._governor = CostGovernor(
-            validated.cost or self._default_cost_plan(), self._outbox, self._escalate_for_budget
+            validated.cost or self._default_cost_plan(),
+            self._outbox,
+            self._escalate_for_budget,
+            self._search,
         )
         self._move(RunState.PLANNING, f"input valid for {validated.blueprint.ref}")
         resumed = self._resume(request.resume)
@@ -332,7 +352,7 @@ class AgentRunWorkflow:
         self._record.move(target, workflow.now(), reason)
         self._telemetry.enter_state(target.value, reason)
         self._outbox.add(source, target.value, workflow.now(), reason)
-        workflow.upsert_search_attributes([FACTORY_STATE.value_set(target.value)])
+        self._search.set(FACTORY_STATE.value_set(target.value))
         workflow.logger.info("state %s (%s)", target.value, reason)
 
     def _end(self, target: RunState, error: ErrorInfo) -> None:
@@ -405,19 +425,25 @@ class AgentRunWorkflow:
     async def _review(self, attempt: int) -> ReportCard:
         """The report card: the blueprint's checks, then the model-as-judge step when it asks for one."""
         assert self._blueprint is not None
-        card = await act.review_output(
+        with self._search.held():
+            card = await self._review_checks(attempt)
+        if checks.JUDGE in self._blueprint.checks and card.passed:
+            verdict = await self._judge(attempt)
+            card = card.model_copy(update={"checks": [*card.checks, verdict], "passed": verdict.passed})
+        return card
+
+    async def _review_checks(self, attempt: int) -> ReportCard:
+        assert self._blueprint is not None
+        return await act.review_output(
             ReviewInput(
                 run_id=workflow.info().workflow_id,
                 blueprint=self._blueprint,
                 output=self._output,
                 attempt=attempt,
                 request_input=self._input,
-            )
+            ),
+            local=self._lean,
         )
-        if checks.JUDGE in self._blueprint.checks and card.passed:
-            verdict = await self._judge(attempt)
-            card = card.model_copy(update={"checks": [*card.checks, verdict], "passed": verdict.passed})
-        return card
 
     async def _judge(self, attempt: int) -> Any:
         """Model-as-judge: a model turn (step kind `judge`) that grades the output against the rubric."""
@@ -552,7 +578,8 @@ class AgentRunWorkflow:
         info = workflow.info()
         try:
             await act.record_run_end(
-                RunLedgerInput(
+                local=self._lean,
+                inp=RunLedgerInput(
                     run_id=info.workflow_id,
                     temporal_run_id=info.run_id,
                     blueprint=self._blueprint.name if self._blueprint else request.blueprint,
@@ -575,7 +602,7 @@ class AgentRunWorkflow:
                     if self._record.state is RunState.COMPLETE
                     else self._partial_output(),
                     ledger=events,
-                )
+                ),
             )
             self._outbox.sent(mark)
         except ActivityError as exc:

@@ -25,7 +25,7 @@ from policies.pricing import cost_of
 from policies.retries import policy_for
 from policies.routing import chain_for, route_reason
 from workflows import activity_stubs as act
-from workflows.search_attributes import FACTORY_BUDGET_ALERT, FACTORY_COST_USD
+from workflows.search_attributes import FACTORY_BUDGET_ALERT, FACTORY_COST_USD, SearchAttributePublisher
 
 BUDGET_EXHAUSTED = "budget_exhausted"
 MODELS_UNAVAILABLE = "models_unavailable"
@@ -99,8 +99,15 @@ class LedgerOutbox:
 class CostGovernor:
     """Routes, budgets and context control for one run."""
 
-    def __init__(self, plan: CostPlan, outbox: LedgerOutbox, escalate: EscalationHook) -> None:
+    def __init__(
+        self,
+        plan: CostPlan,
+        outbox: LedgerOutbox,
+        escalate: EscalationHook,
+        search: SearchAttributePublisher | None = None,
+    ) -> None:
         self.plan = plan
+        self._search = search or SearchAttributePublisher()
         self.outbox = outbox
         self._escalate = escalate
         self.usage = Usage()
@@ -128,7 +135,7 @@ class CostGovernor:
     def publish_cost(self) -> None:
         """Put the spend on the `FactoryCostUsd` search attribute (at the alert and at the end, not
         per call: each upsert is a history event)."""
-        workflow.upsert_search_attributes([FACTORY_COST_USD.value_set(self.cost_usd)])
+        self._search.set(FACTORY_COST_USD.value_set(self.cost_usd))
 
     def _committed(self) -> Spend:
         """Spent plus what calls in flight may still spend (parallel tasks share one budget)."""
@@ -309,7 +316,7 @@ class CostGovernor:
         details = self._details(step_id)
         workflow.logger.warning("budget alert at %s: %s", step_id, details)
         metrics.record_budget_alert(blueprint=self._blueprint, kind=self._threshold_kind("soft"))
-        workflow.upsert_search_attributes([FACTORY_BUDGET_ALERT.value_set(True)])
+        self._search.set(FACTORY_BUDGET_ALERT.value_set(True))
         self.publish_cost()
         if budget.on_alert == "escalate" and not await self._escalate("budget_alert", details):
             self._stop(step_id, "", "a person stopped the run at its budget alert")

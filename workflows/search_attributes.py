@@ -5,9 +5,13 @@ The dev server registers exactly these (temporal-dev/); a production namespace n
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from temporalio.common import SearchAttributeKey
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 
 FACTORY_STATE = SearchAttributeKey.for_keyword("FactoryState")
 FACTORY_BLUEPRINT = SearchAttributeKey.for_keyword("FactoryBlueprint")
@@ -31,3 +35,52 @@ REGISTRATION: dict[str, str] = {
     "FactoryBudgetAlert": "Bool",
     "FactoryCostUsd": "Double",
 }
+
+
+class SearchAttributePublisher:
+    """A run's search attribute updates: sent at once, or (`coalesce`) gathered and sent as one
+    upsert at the end of the workflow activation that made them.
+
+    Each upsert is a history event and a visibility write, while nobody can observe a value that
+    an activation sets and replaces before it ends: coalesced, the attributes still hold the
+    run's state whenever it waits (on an activity, a timer or a person), at a fraction of the cost.
+    A local activity does not end the workflow task, so updates wait through one (`held`)."""
+
+    def __init__(self) -> None:
+        self.coalesce = False
+        self._pending: dict[str, SearchAttributeUpdate[Any]] = {}
+        self._scheduled = False
+        self._held = 0
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep updates pending while the workflow awaits a local activity: it runs inside the
+        same workflow task, so nothing set before it completes could be seen before what is set
+        after it. (A local activity that outlasts the task's timeout shows the older value longer.)"""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if self._pending and not self._held and not self._scheduled:
+                self._scheduled = True
+                asyncio.get_running_loop().call_soon(self.flush)
+
+    def set(self, *updates: SearchAttributeUpdate[Any]) -> None:
+        """Set attributes (the last value set for a key in an activation wins)."""
+        if not self.coalesce:
+            workflow.upsert_search_attributes(list(updates))
+            return
+        for update in updates:
+            self._pending[update.key.name] = update
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self, *, force: bool = False) -> None:
+        """Send what is pending (`force`: even while held, as before the workflow returns)."""
+        self._scheduled = False
+        if self._pending and (force or not self._held):
+            updates = list(self._pending.values())
+            self._pending.clear()
+            workflow.upsert_search_attributes(updates)

@@ -9,7 +9,8 @@ activity that runs twice never counts twice. Other parts of the engine write thr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,12 @@ class Ledger:
         self.engine = create_engine_for(url)
         # A ledger nobody migrated (a test worker, a script) upgrades itself before its first use.
         self._auto_migrate = auto_migrate
+        # Built once per table: a statement without inline values stays in SQLAlchemy's compiled cache.
+        self._insert_ignore_statements: dict[str, Any] = {}
+        # SQLite has one writer at a time. A transaction stays open across awaits, so on a busy
+        # event loop our own connections would wait on each other inside SQLite (threads blocked
+        # up to busy_timeout, then "database is locked"); they queue here instead.
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ledger:
@@ -122,6 +129,16 @@ class Ledger:
             if self.url not in _MIGRATED_URLS:
                 await self.upgrade()
 
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction (one at a time per SQLite ledger in this process)."""
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                yield conn
+            return
+        async with self._write_lock, self.engine.begin() as conn:
+            yield conn
+
     async def close(self) -> None:
         """Dispose of the connection pool."""
         await self.engine.dispose()
@@ -130,7 +147,7 @@ class Ledger:
     async def record_run_start(self, run: RunStartRecord, events: Events = ()) -> None:
         """A run's first row (kept if it exists) and any transitions riding along."""
         await self._ready()
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             row = run.model_dump()
             row["state"] = "VALIDATING"
             await self._insert_ignore(conn, schema.runs, [row])
@@ -139,7 +156,7 @@ class Ledger:
     async def record_transitions(self, run_id: str, events: Events) -> None:
         """State transitions (unique by run and sequence number)."""
         await self._ready()
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await self._events(conn, run_id, events)
 
     async def record_model_call(self, call: ModelCallRecord, events: Events = ()) -> bool:
@@ -153,7 +170,7 @@ class Ledger:
             cache_read_tokens=call.usage.cache_read_tokens,
             cache_write_tokens=call.usage.cache_write_tokens,
         )
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             inserted = await self._insert_ignore(conn, schema.model_calls, [row])
             await self._events(conn, call.run_id, events)
         return inserted > 0
@@ -161,7 +178,7 @@ class Ledger:
     async def record_tool_call(self, call: ToolCallRecord, events: Events = ()) -> bool:
         """One tool call (unique by run and step); False when already recorded."""
         await self._ready()
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             inserted = await self._insert_ignore(conn, schema.tool_calls, [call.model_dump()])
             await self._events(conn, call.run_id, events)
         return inserted > 0
@@ -170,7 +187,7 @@ class Ledger:
         """The run's outcome and totals (the same values on a retry, so an update is idempotent)."""
         await self._ready()
         values = end.model_dump(exclude={"run_id"})
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             await self._insert_ignore(conn, schema.runs, [{"run_id": end.run_id, **values}])
             await conn.execute(update(schema.runs).where(schema.runs.c.run_id == end.run_id).values(**values))
             await self._events(conn, end.run_id, events)
@@ -178,19 +195,19 @@ class Ledger:
     async def record_escalation(self, escalation: EscalationRecord) -> bool:
         """A run asked a human; False when this escalation id was already recorded."""
         await self._ready()
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             return await self._insert_ignore(conn, schema.escalations, [escalation.model_dump()]) > 0
 
     async def record_decision(self, decision: DecisionRecord) -> bool:
         """The answer to an escalation; False when this decision id was already recorded."""
         await self._ready()
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             return await self._insert_ignore(conn, schema.decisions, [decision.model_dump()]) > 0
 
     async def record_dead_letter(self, letter: DeadLetterRecord) -> bool:
         """A dead letter; False when this id was already recorded."""
         await self._ready()
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             return await self._insert_ignore(conn, schema.dead_letters, [letter.model_dump()]) > 0
 
     async def mark_redriven(self, dead_letter_id: str, redriven_by: str) -> bool:
@@ -198,7 +215,7 @@ class Ledger:
         already redriven by another run."""
         await self._ready()
         table = schema.dead_letters
-        async with self.engine.begin() as conn:
+        async with self._write() as conn:
             result = await conn.execute(
                 update(table)
                 .where(table.c.id == dead_letter_id)
@@ -295,7 +312,15 @@ class Ledger:
     async def _insert_ignore(
         self, conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]]
     ) -> int:
-        """INSERT ... ON CONFLICT DO NOTHING on either dialect; returns the rows actually inserted."""
-        insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        result = await conn.execute(insert(table).values(list(rows)).on_conflict_do_nothing())
-        return result.rowcount or 0
+        """INSERT ... ON CONFLICT DO NOTHING on either dialect; for one row, returns whether it was
+        inserted (1 or 0). Several rows go as one executemany of the same cached statement (no
+        count: no caller needs one)."""
+        statement = self._insert_ignore_statements.get(table.name)
+        if statement is None:
+            insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            statement = self._insert_ignore_statements[table.name] = insert(table).on_conflict_do_nothing()
+        if len(rows) == 1:
+            result = await conn.execute(statement, rows[0])
+            return result.rowcount or 0
+        await conn.execute(statement, list(rows))
+        return 0
