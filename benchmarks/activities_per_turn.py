@@ -1,10 +1,11 @@
 """Activities per model turn: what ledger recording adds to a run's Temporal history.
 
 Runs the real AgentRunWorkflow (time-skipping Temporal, SQLite ledger) with a scripted model making
-N tool calls, then counts ActivityTaskScheduled events in the run's history by activity type.
-Ledger rows (transitions, model calls, tool calls) ride on `model_turn` and `call_tool`; the
-run schedules exactly one activity of its own for the ledger (`record_run_end`). A design with one
-activity per state transition is shown for comparison.
+N tool calls, then counts ActivityTaskScheduled events (and local-activity markers) in the run's
+history by activity type. Ledger rows (transitions, model calls, tool calls) ride on `model_turn`
+and `call_tool`; the run makes exactly one ledger write of its own (`record_run_end`, a local
+activity: no task-queue round trip). A design with one activity per state transition is shown for
+comparison.
 
     PYTHONPATH=. python benchmarks/activities_per_turn.py [--turns 1 5 20] [--json]
 """
@@ -59,21 +60,31 @@ async def count(env: WorkflowEnvironment, ledger: Ledger, data: Path, turns: int
         )
         await handle.result()
         by_type: dict[str, int] = {}
+        local: dict[str, int] = {}
         async for event in handle.fetch_history_events():
             if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 name = event.activity_task_scheduled_event_attributes.activity_type.name
                 by_type[name] = by_type.get(name, 0) + 1
+            marker = event.marker_recorded_event_attributes
+            if (
+                event.HasField("marker_recorded_event_attributes")
+                and marker.marker_name == "core_local_activity"
+            ):
+                name = json.loads(marker.details["data"].payloads[0].data)["activity_type"]
+                local[name] = local.get(name, 0) + 1
     transitions = len(await ledger.rows(schema.state_transitions, run_id=handle.id))
     model_turns = by_type.get("model_turn", 0)
     total = sum(by_type.values())
+    ledger_own = by_type.get("record_run_end", 0) + local.get("record_run_end", 0)
     return {
         "turns": turns,
         "activities": by_type,
+        "local_activities": local,
         "total_activities": total,
         "model_turns": model_turns,
         "activities_per_model_turn": round(total / model_turns, 3),
-        "ledger_activities": by_type.get("record_run_end", 0),
-        "ledger_activities_per_model_turn": round(by_type.get("record_run_end", 0) / model_turns, 3),
+        "ledger_activities": ledger_own,
+        "ledger_activities_per_model_turn": round(ledger_own / model_turns, 3),
         "transitions_recorded": transitions,
         "activities_if_one_per_transition": total - by_type.get("record_run_end", 0) + transitions,
     }
