@@ -8,6 +8,18 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from contracts.artifacts import ArtifactRef
+from contracts.errors import ErrorInfo
+
+
+class ChildOutcome(BaseModel):
+    """The part of a child run's `RunResult` a batch counts. The batch reads each child's result
+    as this: the output and report cards are skipped when it is parsed (they stay in the child's
+    own result)."""
+
+    state: str
+    cost_usd: float = 0.0
+    error: ErrorInfo | None = None
+    dead_letter_id: str | None = None
 
 
 class BatchFailure(BaseModel):

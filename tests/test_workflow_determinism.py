@@ -1,6 +1,7 @@
-"""Modules shared with the workflow sandbox (`workflows/sandbox.py`) run in workflow code without
-the sandbox watching them, so they are checked here instead: no clocks, randomness, I/O, threads
-or environment reads, and no module-level state that one run could leave behind for the next."""
+"""Modules shared with the workflow sandbox (`workflows/sandbox.py`), and the workflow modules that
+run outside it, execute workflow code without the sandbox watching them, so they are checked here
+instead: no clocks, randomness, I/O, threads or environment reads, no module-level or class-level
+state that one run could leave behind for the next, and no imports beyond the checked packages."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from workflows.sandbox import PASSTHROUGH_MODULES, WORKFLOW_HELPERS
+from workflows.sandbox import PASSTHROUGH_MODULES, UNSANDBOXED_WORKFLOW_MODULES, WORKFLOW_HELPERS
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Our own packages and modules among the pass-through ones (pydantic and OpenTelemetry are not ours).
@@ -47,6 +48,21 @@ FORBIDDEN_IMPORTS = {
     "httpx",
     "sqlalchemy",
 }
+#: First-party packages workflow code may import: the checked ones and the pass-through
+#: `observability` (metric instruments and keys, nothing runs at import).
+FIRST_PARTY = {
+    "activities",
+    "blueprints",
+    "contracts",
+    "observability",
+    "policies",
+    "settings",
+    "states",
+    "workflows",
+    "worker",
+    "starter",
+}
+ALLOWED_FIRST_PARTY = {"contracts", "observability", "policies", "states", "workflows"}
 #: Module-level names bound to mutable containers, allowed when listed here (module stem → names)
 #: with a reason. UPPER_CASE names are constants by convention and dunders are Python's.
 MUTABLE_GLOBALS_ALLOWED: dict[str, set[str]] = {}
@@ -54,7 +70,7 @@ MUTABLE_GLOBALS_ALLOWED: dict[str, set[str]] = {}
 
 def _our_passthrough_files() -> list[Path]:
     files: list[Path] = []
-    for name in PASSTHROUGH_MODULES:
+    for name in (*PASSTHROUGH_MODULES, *UNSANDBOXED_WORKFLOW_MODULES):
         if not name.startswith(OURS):
             continue
         module = importlib.import_module(name)
@@ -88,10 +104,15 @@ def _problems(path: Path) -> list[str]:
         elif isinstance(node, ast.Import | ast.ImportFrom):
             modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             for module in modules:
-                if module.partition(".")[0] in FORBIDDEN_IMPORTS:
+                top = module.partition(".")[0]
+                if top in FORBIDDEN_IMPORTS:
                     found.append(f"line {node.lineno}: imports {module}")
+                elif top in FIRST_PARTY and top not in ALLOWED_FIRST_PARTY:
+                    found.append(f"line {node.lineno}: imports {module}, which is not checked here")
     allowed = MUTABLE_GLOBALS_ALLOWED.get(path.stem, set())
-    for stmt in tree.body:  # module level only: state that outlives one workflow run
+    # Module and class level: state that outlives one workflow run.
+    bodies = [tree.body, *(n.body for n in ast.walk(tree) if isinstance(n, ast.ClassDef))]
+    for stmt in (s for body in bodies for s in body):
         targets: list[ast.expr] = []
         value: ast.expr | None = None
         if isinstance(stmt, ast.Assign):
@@ -110,15 +131,28 @@ def _problems(path: Path) -> list[str]:
             name = _dotted(target)
             constant = name.lstrip("_").isupper() or (name.startswith("__") and name.endswith("__"))
             if mutable and not constant and name not in allowed:
-                found.append(f"line {stmt.lineno}: module-level mutable {name}")
+                found.append(f"line {stmt.lineno}: module- or class-level mutable {name}")
     return found
 
 
 FILES = _our_passthrough_files()
 
 
+def test_every_unsandboxed_workflow_is_checked() -> None:
+    import worker
+
+    unsandboxed = {
+        cls.__module__
+        for cls in worker.WORKFLOWS
+        if not getattr(cls, "__temporal_workflow_definition").sandboxed
+    }
+    assert unsandboxed == set(UNSANDBOXED_WORKFLOW_MODULES)
+
+
 def test_the_workflow_helpers_are_passed_through_and_hold_no_workflow_class() -> None:
-    names = {p.stem for p in FILES if p.parent.name == "workflows"}
+    names = {p.stem for p in FILES if p.parent.name == "workflows"} - {
+        m.rpartition(".")[2] for m in UNSANDBOXED_WORKFLOW_MODULES
+    }
     assert names == set(WORKFLOW_HELPERS)
     for name in WORKFLOW_HELPERS:
         module = importlib.import_module(f"workflows.{name}")
@@ -141,6 +175,9 @@ def test_the_check_finds_what_it_looks_for(tmp_path: Path) -> None:
         "import time\n"
         "CACHE = {}\n"
         "seen = []\n"
+        "from activities.ledger import Ledger\n"
+        "class W:\n"
+        "    pending = {}\n"
         "def f():\n"
         "    return datetime.now(), time.time(), open('x')\n"
     )
@@ -150,4 +187,6 @@ def test_the_check_finds_what_it_looks_for(tmp_path: Path) -> None:
     assert any("time.time" in p for p in problems)
     assert any("calls open" in p for p in problems)
     assert any("mutable seen" in p for p in problems)
+    assert any("mutable pending" in p for p in problems)  # class level
+    assert any("imports activities.ledger" in p for p in problems)
     assert not any("CACHE" in p for p in problems)  # a constant by convention (upper case) is allowed

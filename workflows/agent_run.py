@@ -105,7 +105,8 @@ def error_from_activity(exc: ActivityError, code: str) -> ErrorInfo:
     return ErrorInfo(code=code, message=str(cause or exc), retryable=False, details={"activity": str(exc)})
 
 
-@workflow.defn(name="AgentRunWorkflow")
+# Outside the sandbox: see UNSANDBOXED_WORKFLOW_MODULES in workflows/sandbox.py.
+@workflow.defn(name="AgentRunWorkflow", sandboxed=False)
 class AgentRunWorkflow:
     """INTAKE → VALIDATING → PLANNING → EXECUTING → REVIEWING → COMPLETE, with the failure paths."""
 
@@ -205,9 +206,9 @@ class AgentRunWorkflow:
         self._telemetry.enter_state(RunState.INTAKE.value, "request arrived")
         self._outbox.add(None, RunState.INTAKE.value, workflow.now(), "request received")
         self._search.set(
-            FACTORY_STATE.value_set(RunState.INTAKE.value),
-            FACTORY_BLUEPRINT.value_set(request.blueprint[:200]),
-            FACTORY_TENANT.value_set(request.tenant[:200]),
+            (FACTORY_STATE, RunState.INTAKE.value),
+            (FACTORY_BLUEPRINT, request.blueprint[:200]),
+            (FACTORY_TENANT, request.tenant[:200]),
         )
         try:
             await self._walk(request)
@@ -352,7 +353,7 @@ class AgentRunWorkflow:
         self._record.move(target, workflow.now(), reason)
         self._telemetry.enter_state(target.value, reason)
         self._outbox.add(source, target.value, workflow.now(), reason)
-        self._search.set(FACTORY_STATE.value_set(target.value))
+        self._search.set((FACTORY_STATE, target.value))
         workflow.logger.info("state %s (%s)", target.value, reason)
 
     def _end(self, target: RunState, error: ErrorInfo) -> None:

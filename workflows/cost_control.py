@@ -135,7 +135,7 @@ class CostGovernor:
     def publish_cost(self) -> None:
         """Put the spend on the `FactoryCostUsd` search attribute (at the alert and at the end, not
         per call: each upsert is a history event)."""
-        self._search.set(FACTORY_COST_USD.value_set(self.cost_usd))
+        self._search.set((FACTORY_COST_USD, self.cost_usd))
 
     def _committed(self) -> Spend:
         """Spent plus what calls in flight may still spend (parallel tasks share one budget)."""
@@ -316,7 +316,7 @@ class CostGovernor:
         details = self._details(step_id)
         workflow.logger.warning("budget alert at %s: %s", step_id, details)
         metrics.record_budget_alert(blueprint=self._blueprint, kind=self._threshold_kind("soft"))
-        self._search.set(FACTORY_BUDGET_ALERT.value_set(True))
+        self._search.set((FACTORY_BUDGET_ALERT, True))
         self.publish_cost()
         if budget.on_alert == "escalate" and not await self._escalate("budget_alert", details):
             self._stop(step_id, "", "a person stopped the run at its budget alert")

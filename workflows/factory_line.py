@@ -24,10 +24,11 @@ from contracts.batch import (
     BatchProgress,
     BatchRequest,
     BatchSummary,
+    ChildOutcome,
     LoadItemsInput,
     StashItemsInput,
 )
-from contracts.run import RunRequest, RunResult
+from contracts.run import RunRequest
 from workflows import activity_stubs as act
 
 #: Continue as new well before Temporal's suggestion (history events of one workflow run).
@@ -40,7 +41,8 @@ def item_workflow_id(batch_id: str, index: int) -> str:
     return f"{batch_id}-item-{index:06d}"
 
 
-@workflow.defn(name="FactoryLineWorkflow")
+# Outside the sandbox: see UNSANDBOXED_WORKFLOW_MODULES in workflows/sandbox.py.
+@workflow.defn(name="FactoryLineWorkflow", sandboxed=False)
 class FactoryLineWorkflow:
     """Runs each item through the blueprint under a concurrency cap; answers `progress`; returns a summary."""
 
@@ -141,7 +143,7 @@ class FactoryLineWorkflow:
                 ),
                 id=child_id,
                 task_queue=req.task_queue or workflow.info().task_queue,
-                result_type=RunResult,
+                result_type=ChildOutcome,
                 # A finished item is never run again, whatever happens to this workflow.
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
@@ -160,7 +162,7 @@ class FactoryLineWorkflow:
             self._in_flight -= 1
             slots.release()
 
-    def _count(self, index: int, child_id: str, result: RunResult) -> None:
+    def _count(self, index: int, child_id: str, result: ChildOutcome) -> None:
         self._carry.cost_usd = round(self._carry.cost_usd + result.cost_usd, 8)
         if result.state == "COMPLETE":
             self._carry.succeeded += 1

@@ -26,6 +26,14 @@ WORKFLOW_HELPERS = (
     "telemetry",
 )
 
+#: Modules whose workflow classes run outside the sandbox (`@workflow.defn(sandboxed=False)`).
+#: Per run, the sandbox re-imported the workflow module and routed every payload's serialization
+#: context through `exec` inside it: the largest single cost of a run on the worker (measured in
+#: `benchmarks/batch_throughput.py`, see docs/quality-and-recovery.md). These modules import only
+#: the pass-through packages listed next, and `tests/test_workflow_determinism.py` checks them with the
+#: same rules as the helpers; the replay tests check that runs replay.
+UNSANDBOXED_WORKFLOW_MODULES = ("workflows.agent_run", "workflows.factory_line")
+
 PASSTHROUGH_MODULES = (
     "pydantic",  # models cross every boundary; re-importing per workflow run is slow and breaks isinstance
     "pydantic_core",  # pydantic's compiled core, same reason

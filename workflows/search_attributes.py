@@ -6,7 +6,7 @@ The dev server registers exactly these (temporal-dev/); a production namespace n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -48,7 +48,7 @@ class SearchAttributePublisher:
 
     def __init__(self) -> None:
         self.coalesce = False
-        self._pending: dict[str, SearchAttributeUpdate[Any]] = {}
+        self._pending: dict[str, tuple[SearchAttributeKey[Any], Any]] = {}
         self._scheduled = False
         self._held = 0
 
@@ -66,13 +66,14 @@ class SearchAttributePublisher:
                 self._scheduled = True
                 asyncio.get_running_loop().call_soon(self.flush)
 
-    def set(self, *updates: SearchAttributeUpdate[Any]) -> None:
-        """Set attributes (the last value set for a key in an activation wins)."""
+    def set(self, *values: tuple[SearchAttributeKey[Any], Any]) -> None:
+        """Set attributes, given as (key, value) (the last value set for a key in an activation
+        wins). Updates are built only when sent: building one costs more than the move it records."""
         if not self.coalesce:
-            workflow.upsert_search_attributes(list(updates))
+            workflow.upsert_search_attributes(_updates(values))
             return
-        for update in updates:
-            self._pending[update.key.name] = update
+        for key, value in values:
+            self._pending[key.name] = (key, value)
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
@@ -81,6 +82,10 @@ class SearchAttributePublisher:
         """Send what is pending (`force`: even while held, as before the workflow returns)."""
         self._scheduled = False
         if self._pending and (force or not self._held):
-            updates = list(self._pending.values())
+            updates = _updates(self._pending.values())
             self._pending.clear()
             workflow.upsert_search_attributes(updates)
+
+
+def _updates(values: Iterable[tuple[SearchAttributeKey[Any], Any]]) -> list[SearchAttributeUpdate[Any]]:
+    return [key.value_set(value) for key, value in values]
