@@ -10,9 +10,10 @@ from temporalio import activity
 from activities.cost_plan import resolve_cost_plan
 from activities.models.base import ProviderRegistry
 from activities.tools.registry import ToolRegistry
+from blueprints.base import Blueprint
 from blueprints.catalog import Catalog
 from contracts.errors import ErrorCode, ErrorInfo
-from contracts.run import ModelChoice, ValidateInput, ValidateResult
+from contracts.run import BlueprintSnapshot, ModelChoice, ValidateInput, ValidateResult
 from policies.model_route import GPU_PROVIDER, gpu_route, route_targets
 from settings import Settings
 
@@ -53,6 +54,10 @@ class IntakeActivities:
         self._catalog = catalog
         self._tools = tools
         self._providers = providers
+        # name@version -> (blueprint, its tools, snapshot): a snapshot is a pure function of the
+        # blueprint object and its tool objects, and building one (two JSON schemas and a digest)
+        # is the bulk of validation's cost.
+        self._snapshots: dict[str, tuple[object, tuple[object, ...], BlueprintSnapshot]] = {}
 
     @activity.defn(name="validate_request")
     async def validate_request(self, inp: ValidateInput) -> ValidateResult:
@@ -102,5 +107,18 @@ class IntakeActivities:
         cost, cost_error = resolve_cost_plan(self._settings, blueprint, req, model, self._providers.names())
         if cost_error is not None:
             return ValidateResult(error=cost_error)
+        return ValidateResult(blueprint=self._snapshot(blueprint), input=normalized, model=model, cost=cost)
+
+    def _snapshot(self, blueprint: Blueprint) -> BlueprintSnapshot:
+        """The blueprint's snapshot, rebuilt only when the blueprint or one of its tools changed."""
+        tools = tuple(self._tools.get(t) for t in blueprint.allowed_tools)
+        cached = self._snapshots.get(blueprint.ref)
+        if (
+            cached is not None
+            and cached[0] is blueprint
+            and all(a is b for a, b in zip(cached[1], tools, strict=True))
+        ):
+            return cached[2]
         snapshot = blueprint.snapshot(self._tools.specs(list(blueprint.allowed_tools)))
-        return ValidateResult(blueprint=snapshot, input=normalized, model=model, cost=cost)
+        self._snapshots[blueprint.ref] = (blueprint, tools, snapshot)
+        return snapshot

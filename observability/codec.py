@@ -17,11 +17,12 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
+from typing import ClassVar
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverter, PayloadCodec, PayloadConverter
 
 from observability import redaction
@@ -108,6 +109,28 @@ class EncryptionCodec(PayloadCodec):
         return Payload.FromString(cipher.decrypt(data[:_NONCE_BYTES], data[_NONCE_BYTES:], key_id.encode()))
 
 
+class SharedPydanticPayloadConverter(PydanticPayloadConverter):
+    """The pydantic payload converter, built once per process.
+
+    The worker builds a data converter for every workflow activation, and with it a fresh payload
+    converter whose type-adapter cache starts empty: each activation paid for the construction and
+    for new type adapters. The converter holds no per-use state (its cache is thread-safe), so
+    every construction returns the one instance."""
+
+    _shared: ClassVar[SharedPydanticPayloadConverter | None] = None
+
+    def __new__(cls) -> SharedPydanticPayloadConverter:
+        shared = cls._shared
+        if shared is None:
+            shared = super().__new__(cls)
+            PydanticPayloadConverter.__init__(shared)
+            cls._shared = shared
+        return shared
+
+    def __init__(self) -> None:  # built once, in __new__
+        pass
+
+
 class CodecChain(PayloadCodec):
     """Codecs applied in order on encode and in reverse order on decode."""
 
@@ -166,6 +189,7 @@ def data_converter(settings: Settings) -> DataConverter:
     codecs.append(ArtifactCodec(store, settings.artifact_threshold_bytes))
     return dataclasses.replace(
         pydantic_data_converter,
+        payload_converter_class=SharedPydanticPayloadConverter,
         payload_codec=CodecChain(codecs),
         failure_converter_class=EncryptedFailureConverter if encryption else RedactingFailureConverter,
     )

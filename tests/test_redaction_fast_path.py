@@ -108,7 +108,13 @@ def test_fast_pass_takes_the_common_payloads_and_refuses_the_dirty_ones() -> Non
     ):
         assert not REDACTOR.json_is_clean(json.dumps(dirty)), dirty
     assert not REDACTOR.json_is_clean('{"\\u0070assword": "x"}')  # an escaped key letter
-    assert not REDACTOR.json_is_clean('{"a": "\\u0022"}')  # an escaped quote, spelled as \u0022
+    assert REDACTOR.json_is_clean('{"a": "x\\", \\"api_key\\": 1"}')  # a key's spelling inside plain text
+    assert not REDACTOR.json_is_clean('{"a": "\\u007b\\"token\\": 1}"}')  # embedded JSON behind an escape
+    assert not REDACTOR.json_is_clean('{"a": "\\ud83d\\ude00"}')  # a surrogate pair: left to the full walk
+    # Escaped quotes no longer send a clean payload the slow way: a prompt quoting JSON, code.
+    prompt = {"content": 'Request input:\n{"title": "x"}', "code": 'print("hi")', "max_tokens": 5}
+    assert REDACTOR.json_is_clean(json.dumps(prompt))
+    assert REDACTOR.json_is_clean(json.dumps({"nested": json.dumps({"title": "x"})}))
 
 
 def test_codec_still_redacts_what_the_fast_pass_declines() -> None:
