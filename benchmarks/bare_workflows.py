@@ -1,6 +1,9 @@
 """The bare Temporal baseline of the throughput benchmark: child workflows doing no-op activities.
 
-Kept in its own module so the workflow sandbox can import it (it imports nothing of ours).
+Kept in its own module so the workflow sandbox can import it (it imports nothing of ours). Each
+workflow comes twice: on the SDK's defaults (sandboxed, the baseline the benchmark's target is
+stated against) and unsandboxed like ours (`--bare-unsandboxed`), to show how much of the gap the
+sandbox accounts for.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ class BareBatch(BaseModel):
     items_per_run: int
     next_index: int = 0
     continued_as_new: int = 0
+    item_workflow: str = "BenchBareItem"
 
 
 @activity.defn(name="bench_noop")
@@ -30,21 +34,52 @@ async def noop(index: int) -> int:
     return index
 
 
+async def _noops(count: int) -> int:
+    for i in range(count):
+        await workflow.execute_activity(
+            "bench_noop",
+            i,
+            result_type=int,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RetryPolicy(maximum_attempts=3),
+        )
+    return count
+
+
+async def _batch(batch: BareBatch) -> int:
+    slots = asyncio.Semaphore(batch.concurrency)
+    end = min(batch.total, batch.next_index + batch.items_per_run)
+
+    async def one(index: int) -> None:
+        try:
+            await workflow.execute_child_workflow(
+                batch.item_workflow,
+                batch.activities_per_item,
+                id=f"{workflow.info().workflow_id}-{index}",
+                result_type=int,
+            )
+        finally:
+            slots.release()
+
+    running = []
+    for index in range(batch.next_index, end):
+        await slots.acquire()
+        running.append(asyncio.create_task(one(index)))
+    await asyncio.gather(*running)
+    if end < batch.total:
+        workflow.continue_as_new(
+            batch.model_copy(update={"next_index": end, "continued_as_new": batch.continued_as_new + 1})
+        )
+    return batch.continued_as_new
+
+
 @workflow.defn(name="BenchBareItem")
 class BareItem:
     """One bare item: k sequential no-op activities."""
 
     @workflow.run
     async def run(self, count: int) -> int:
-        for i in range(count):
-            await workflow.execute_activity(
-                "bench_noop",
-                i,
-                result_type=int,
-                start_to_close_timeout=timedelta(seconds=60),
-                retry_policy=RetryPolicy(maximum_attempts=3),
-            )
-        return count
+        return await _noops(count)
 
 
 @workflow.defn(name="BenchBareBatch")
@@ -53,27 +88,25 @@ class BareBatchWorkflow:
 
     @workflow.run
     async def run(self, batch: BareBatch) -> int:
-        slots = asyncio.Semaphore(batch.concurrency)
-        end = min(batch.total, batch.next_index + batch.items_per_run)
+        return await _batch(batch)
 
-        async def one(index: int) -> None:
-            try:
-                await workflow.execute_child_workflow(
-                    "BenchBareItem",
-                    batch.activities_per_item,
-                    id=f"{workflow.info().workflow_id}-{index}",
-                    result_type=int,
-                )
-            finally:
-                slots.release()
 
-        running = []
-        for index in range(batch.next_index, end):
-            await slots.acquire()
-            running.append(asyncio.create_task(one(index)))
-        await asyncio.gather(*running)
-        if end < batch.total:
-            workflow.continue_as_new(
-                batch.model_copy(update={"next_index": end, "continued_as_new": batch.continued_as_new + 1})
-            )
-        return batch.continued_as_new
+@workflow.defn(name="BenchBareItemUnsandboxed", sandboxed=False)
+class BareItemUnsandboxed:
+    """`BareItem` outside the sandbox."""
+
+    @workflow.run
+    async def run(self, count: int) -> int:
+        return await _noops(count)
+
+
+@workflow.defn(name="BenchBareBatchUnsandboxed", sandboxed=False)
+class BareBatchUnsandboxedWorkflow:
+    """`BareBatchWorkflow` outside the sandbox."""
+
+    @workflow.run
+    async def run(self, batch: BareBatch) -> int:
+        return await _batch(batch)
+
+
+BARE_WORKFLOWS = [BareItem, BareBatchWorkflow, BareItemUnsandboxed, BareBatchUnsandboxedWorkflow]

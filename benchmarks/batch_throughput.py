@@ -8,9 +8,11 @@
 2. Bare: a parent with the same cap and the same continue-as-new window starts N bare child workflows,
    each doing one no-op activity per model turn and per tool call of our run, nothing else.
 
-Both run on the same fresh local dev server, with the same worker settings: bare runs half its
-items before ours and half after (the server slows as its database fills; this way neither side
-gets the emptier server).
+Both run on the same fresh local dev server, in one worker built and instrumented as `worker.py`
+builds one (same converter and codecs, logging, tracing and metrics): bare runs half its items
+before ours and half after (the server slows as its database fills; this way neither side gets
+the emptier server). Bare runs on the SDK's defaults, in the workflow sandbox; ours run outside it
+(workflows/sandbox.py says why). `--bare-unsandboxed` runs bare outside it too.
 Prints items/s for each, the ratio (target ≥ 0.8), how often each continued as new, the largest
 history length seen in any single run of our batch workflow, and the CPU each side spent per item
 in this process (worker and client) and in the dev server: on a shared machine the CPU figures
@@ -38,9 +40,10 @@ from activities.artifacts import FileArtifactStore
 from activities.bundle import build_activities
 from activities.dead_letters import FileDeadLetterStore
 from activities.tools.registry import ToolRegistry
-from benchmarks.bare_workflows import BareBatch, BareBatchWorkflow, BareItem, noop
+from benchmarks.bare_workflows import BARE_WORKFLOWS, BareBatch, noop
 from contracts.run import RunRequest, RunResult
 from observability.codec import data_converter
+from observability.setup import init_telemetry
 from settings import Settings
 from starter import start_batch
 from worker import build_worker
@@ -115,7 +118,13 @@ async def _max_history_length(client: Client, workflow_id: str) -> tuple[int, in
     return runs, most
 
 
-async def bench(items: int, concurrency: int, items_per_run: int, only: str | None = None) -> dict[str, Any]:
+async def bench(
+    items: int,
+    concurrency: int,
+    items_per_run: int,
+    only: str | None = None,
+    bare_unsandboxed: bool = False,
+) -> dict[str, Any]:
     """Run both batches on one fresh dev server (or just one of them, for profiling); return the figures."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=_binary(),
@@ -127,6 +136,8 @@ async def bench(items: int, concurrency: int, items_per_run: int, only: str | No
     try:
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(data_dir=Path(tmp), model_provider="offline")
+            # As `worker.py` starts a worker: redactor, logging, tracer and meter providers.
+            init_telemetry(settings)
             store = FileArtifactStore(settings.resolved_artifact_dir())
             # The engine's own converter (redaction, artifact store) for both batches: same worker, same costs.
             client = Client(
@@ -146,7 +157,7 @@ async def bench(items: int, concurrency: int, items_per_run: int, only: str | No
                 settings,
                 task_queue=queue,
                 activities=[*ours, noop],
-                workflows=[*__import__("worker").WORKFLOWS, BareItem, BareBatchWorkflow],
+                workflows=[*__import__("worker").WORKFLOWS, *BARE_WORKFLOWS],
             )
             async with worker:
                 sample: RunResult = await client.execute_workflow(
@@ -163,8 +174,13 @@ async def bench(items: int, concurrency: int, items_per_run: int, only: str | No
                 assert sample.state == "COMPLETE", sample.error
                 per_item = sample.model_calls + sample.tool_calls
                 # One bare item too, so that neither side pays its first run's imports in the timing.
+                suffix = "Unsandboxed" if bare_unsandboxed else ""
                 await client.execute_workflow(
-                    "BenchBareItem", per_item, id="bench-bare-sample", task_queue=queue, result_type=int
+                    f"BenchBareItem{suffix}",
+                    per_item,
+                    id="bench-bare-sample",
+                    task_queue=queue,
+                    result_type=int,
                 )
                 inputs = [{"title": f"Problem {i}", "statement": STATEMENT} for i in range(items)]
 
@@ -184,12 +200,13 @@ async def bench(items: int, concurrency: int, items_per_run: int, only: str | No
 
                 async def bare_batch(part: str, total: int) -> Any:
                     return await client.execute_workflow(
-                        "BenchBareBatch",
+                        f"BenchBareBatch{suffix}",
                         BareBatch(
                             total=total,
                             activities_per_item=per_item,
                             concurrency=concurrency,
                             items_per_run=items_per_run,
+                            item_workflow=f"BenchBareItem{suffix}",
                         ),
                         id=f"bench-bare-{part}",
                         task_queue=queue,
@@ -213,7 +230,9 @@ async def bench(items: int, concurrency: int, items_per_run: int, only: str | No
     finally:
         await env.shutdown()
     bare_s = bare[0].seconds + bare[1].seconds
-    ours_rate, bare_rate = items / ours_t.seconds, items / bare_s
+    # With --only, the side that did not run has no rate (and no ratio).
+    ours_rate = items / ours_t.seconds if ours_t.seconds else None
+    bare_rate = items / bare_s if bare_s else None
     return {
         "items": items,
         "concurrency": concurrency,
@@ -222,7 +241,7 @@ async def bench(items: int, concurrency: int, items_per_run: int, only: str | No
         "ours": {
             "seconds": round(ours_t.seconds, 1),
             "cpu_ms_per_item": ours_t.cpu_ms_per_item(items),
-            "items_per_s": round(ours_rate, 2),
+            "items_per_s": round(ours_rate, 2) if ours_rate else None,
             "succeeded": summary.succeeded if summary else None,
             "failed": summary.failed if summary else None,
             "continued_as_new": summary.continued_as_new if summary else None,
@@ -230,13 +249,14 @@ async def bench(items: int, concurrency: int, items_per_run: int, only: str | No
             "max_history_events_in_one_run": most_events,
         },
         "bare": {
+            "sandboxed": not bare_unsandboxed,
             "seconds": round(bare_s, 1),
             "seconds_before_and_after": [round(bare[0].seconds, 1), round(bare[1].seconds, 1)],
             "cpu_ms_per_item": _Timed.combined(bare).cpu_ms_per_item(items),
-            "items_per_s": round(bare_rate, 2),
+            "items_per_s": round(bare_rate, 2) if bare_rate else None,
             "continued_as_new": bare[0].can + bare[1].can,
         },
-        "ratio": round(ours_rate / bare_rate, 3),
+        "ratio": round(ours_rate / bare_rate, 3) if ours_rate and bare_rate else None,
         "target": 0.8,
     }
 
@@ -249,12 +269,21 @@ def main() -> None:
     parser.add_argument("--items-per-run", type=int, default=500)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--only", choices=("ours", "bare"), help="run one side only (for profiling)")
+    parser.add_argument(
+        "--bare-unsandboxed",
+        action="store_true",
+        help="run the bare workflows outside the sandbox, as ours run (default: the SDK's defaults)",
+    )
     args = parser.parse_args()
-    figures = asyncio.run(bench(args.items, args.concurrency, args.items_per_run, args.only))
+    figures = asyncio.run(
+        bench(args.items, args.concurrency, args.items_per_run, args.only, args.bare_unsandboxed)
+    )
     if args.json:
         print(json.dumps(figures))
         return
     print(json.dumps(figures, indent=1))
+    if figures["ratio"] is None:
+        return
     verdict = "meets" if figures["ratio"] >= figures["target"] else "misses"
     print(
         f"ours {figures['ours']['items_per_s']}/s vs bare {figures['bare']['items_per_s']}/s: "
