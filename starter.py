@@ -39,7 +39,7 @@ from activities.artifacts import FileArtifactStore
 from activities.dead_letters import DeadLetterStore
 from contracts.batch import BatchProgress, BatchRequest, BatchSummary
 from contracts.escalation import DECISION_MODELS, EscalationPacket
-from contracts.run import RunRequest, RunResult, RunStatus
+from contracts.run import RUN_REVISION, RunRequest, RunResult, RunStatus
 from policies.limits import MAX_INPUT_BYTES
 from settings import Settings, get_settings
 
@@ -139,8 +139,10 @@ def make_request(
 async def start_run(
     client: Client, request: RunRequest, *, task_queue: str | None = None, workflow_id: str | None = None
 ) -> WorkflowHandle[Any, RunResult]:
-    """Start one `AgentRunWorkflow` and return its handle."""
+    """Start one `AgentRunWorkflow` (stamped with this engine's `RUN_REVISION`) and return its handle."""
     settings = get_settings()
+    if request.revision < RUN_REVISION:
+        request = request.model_copy(update={"revision": RUN_REVISION})
     workflow_id = workflow_id or f"run-{request.blueprint[:40]}-{uuid.uuid4().hex[:12]}"
     return await client.start_workflow(
         RUN_WORKFLOW,

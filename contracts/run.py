@@ -16,6 +16,9 @@ from contracts.policy import Autonomy, PolicyDecision, ToolPolicy
 from contracts.review import ReviewSpec
 from contracts.saga import CompensationRecord, SideEffectRecord
 
+#: The engine revision its own starters stamp on new runs (`RunRequest.revision`).
+RUN_REVISION = 1
+
 
 class RunRequest(BaseModel):
     """Start one agent run. Give `input` (a JSON value) or `input_json` (raw text, parsed at INTAKE)."""
@@ -45,6 +48,11 @@ class RunRequest(BaseModel):
     """Context-control override (threshold, window); the blueprint's default when None."""
     resume: ResumeFrom | None = None
     """Set by a re-drive: the failed run's checkpoint; completed steps are reused, not repeated."""
+    revision: int = 0
+    """The engine revision that started the run; `starter.start_run` and the factory line stamp
+    `RUN_REVISION`. Recorded with the run's input, it tells replay which code path the run took
+    without a patch marker (a marker costs an event and, through the SDK, a search attribute
+    upsert in every run). Runs started without it (0) are decided by the patches, as before."""
 
 
 class ModelChoice(BaseModel):

@@ -13,12 +13,12 @@ from temporalio.testing import WorkflowEnvironment
 from activities.tools.journal import executions
 from blueprints.catalog import default_catalog
 from contracts.model import ModelTurnInput, ToolCall
-from contracts.run import RunRequest, RunResult, RunStatus
+from contracts.run import RUN_REVISION, RunRequest, RunResult, RunStatus
 from policies.limits import MAX_INPUT_BYTES
 from policies.naming import workspace_name
 from starter import make_request, result_json, send_decision, start_run
 from tests.fakes.scripted import ScriptedProvider, call
-from tests.support import isolated_settings, run_to_end, running_worker
+from tests.support import isolated_settings, local_activity_names, run_to_end, running_worker
 
 pytestmark = pytest.mark.e2e
 
@@ -273,3 +273,46 @@ async def test_factory_state_is_upserted_once_per_workflow_task_with_the_last_st
     assert {k.name: v for k, v in ((p.key, p.value) for p in final.typed_search_attributes)}[
         "FactoryState"
     ] == "COMPLETE"
+
+
+def _patch_ids_and_change_version_upserts(history: WorkflowHistory) -> tuple[list[str], int]:
+    patches, upserts = [], 0
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and marker.marker_name == "core_patch":
+            patches.append(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
+        fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        if event.HasField("upsert_workflow_search_attributes_event_attributes") and (
+            "TemporalChangeVersion" in fields
+        ):
+            upserts += 1
+    return patches, upserts
+
+
+async def test_a_stamped_run_takes_the_lean_path_without_a_patch_marker_and_an_unstamped_one_by_the_patch(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path, workflow_id: str
+) -> None:
+    request = make_request("algorithm-explainer", input_value=example("algorithm-explainer"))
+    assert request.revision == 0
+    async with running_worker(env.client, isolated_settings(tmp_path), task_queue):
+        stamped = await run_to_end(env.client, request, task_queue, workflow_id)  # start_run stamps it
+        unstamped = await env.client.execute_workflow(
+            "AgentRunWorkflow",
+            request,
+            id=f"{workflow_id}-unstamped",
+            task_queue=task_queue,
+            result_type=RunResult,
+        )
+    assert stamped.state == unstamped.state == "COMPLETE"
+    lean = ["validate_request", "review_output", "record_run_end"]
+    histories = {}
+    for wid in (workflow_id, f"{workflow_id}-unstamped"):
+        histories[wid] = await env.client.get_workflow_handle(wid).fetch_history()
+        assert local_activity_names(histories[wid]) == lean, wid  # both on the lean path
+    started = histories[workflow_id].events[0].workflow_execution_started_event_attributes
+    assert json.loads(started.input.payloads[0].data)["revision"] == RUN_REVISION
+    assert _patch_ids_and_change_version_upserts(histories[workflow_id]) == ([], 0)
+    assert _patch_ids_and_change_version_upserts(histories[f"{workflow_id}-unstamped"]) == (
+        ["lean-run-bookkeeping"],
+        1,
+    )

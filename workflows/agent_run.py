@@ -80,6 +80,8 @@ ESCALATE_FAILURES_PATCH = "escalate-planning-and-review-failures"
 #: "checks-as-local-activities" patch, so a new run records one patch marker, not two (each costs
 #: a marker and a search-attribute upsert in every run's history).
 LEAN_BOOKKEEPING_PATCH = "lean-run-bookkeeping"
+#: Runs started at this `RunRequest.revision` or later take the lean path without the patch.
+LEAN_REVISION = 1
 
 
 class RunFailed(Exception):
@@ -199,7 +201,8 @@ class AgentRunWorkflow:
     async def run(self, request: RunRequest) -> RunResult:
         """Walk the state machine for one request; always returns a result, never a stuck task."""
         self._request = request
-        self._lean = workflow.patched(LEAN_BOOKKEEPING_PATCH)
+        # Runs the engine's starters stamped take the lean path with no marker; others ask the patch.
+        self._lean = request.revision >= LEAN_REVISION or workflow.patched(LEAN_BOOKKEEPING_PATCH)
         self._search.coalesce = self._lean
         self._record = RunRecord.start(workflow.now())
         self._telemetry.start(request.blueprint, workflow.now())

@@ -28,7 +28,7 @@ from contracts.batch import (
     LoadItemsInput,
     StashItemsInput,
 )
-from contracts.run import RunRequest
+from contracts.run import RUN_REVISION, RunRequest
 from workflows import activity_stubs as act
 
 #: Continue as new well before Temporal's suggestion (history events of one workflow run).
@@ -140,6 +140,7 @@ class FactoryLineWorkflow:
                     model=req.model,
                     tenant=req.tenant,
                     dry_run=req.dry_run,
+                    revision=RUN_REVISION,
                 ),
                 id=child_id,
                 task_queue=req.task_queue or workflow.info().task_queue,
