@@ -96,7 +96,7 @@ class Ledger:
         # whole transaction run there synchronously: one hand-off from the event loop per write
         # instead of one per statement, and no transaction held open across awaits (on a busy
         # loop those made our own connections wait on each other until "database is locked").
-        # Measured: about a quarter of the CPU per write (`benchmarks/batch_throughput.py`).
+        # Measured: about a third of the CPU per write (`benchmarks/ledger_writes.py`).
         # Reads stay on the async engine; WAL lets them run beside the writer.
         self._writer: ThreadPoolExecutor | None = None
         self._sync_engine: Engine | None = None

@@ -1,0 +1,97 @@
+"""CPU per ledger write on SQLite: the ledger's writer thread against the async driver.
+
+    PYTHONPATH=. python benchmarks/ledger_writes.py [--writes 2000] [--concurrency 50]
+
+Writes the same model-call rows (each with two state transitions, as `model_turn` writes them)
+two ways, side by side on one fresh SQLite file each: `Ledger.record_model_call` (the whole
+transaction on the ledger's writer thread) and the same statements run one by one through the
+async engine (aiosqlite), which is how the ledger wrote before. Prints CPU ms and wall ms per write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.dialects import sqlite
+
+from activities.ledger import Ledger, ModelCallRecord, schema
+from contracts.cost import TransitionEvent
+
+
+def _call(i: int) -> tuple[ModelCallRecord, list[TransitionEvent]]:
+    now = datetime.now(UTC)
+    events = [
+        TransitionEvent(seq=0, source=None, target="INTAKE", at=now, reason="request received"),
+        TransitionEvent(seq=1, source="INTAKE", target="VALIDATING", at=now, reason="intake done"),
+    ]
+    return ModelCallRecord(run_id=f"run-{i}", step_id="plan/1", provider="offline", model="m"), events
+
+
+async def _timed(writes: int, concurrency: int, write: Any) -> dict[str, float]:
+    await write(-1)  # warm: connections, compiled statements
+    cpu, wall = time.process_time(), time.perf_counter()
+    for start in range(0, writes, concurrency):
+        await asyncio.gather(*(write(i) for i in range(start, min(writes, start + concurrency))))
+    return {
+        "cpu_ms_per_write": round((time.process_time() - cpu) / writes * 1000, 3),
+        "wall_ms_per_write": round((time.perf_counter() - wall) / writes * 1000, 3),
+    }
+
+
+async def bench(writes: int, concurrency: int) -> dict[str, Any]:
+    """Both ways, one fresh database each; returns their figures and the ratio of CPU per write."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = Ledger(f"sqlite+aiosqlite:///{Path(tmp) / 'writer.sqlite3'}")
+        await ledger.upgrade()
+
+        async def via_writer(i: int) -> None:
+            call, events = _call(i)
+            await ledger.record_model_call(call, events)
+
+        writer = await _timed(writes, concurrency, via_writer)
+        await ledger.close()
+
+        other = Ledger(f"sqlite+aiosqlite:///{Path(tmp) / 'async.sqlite3'}")
+        await other.upgrade()
+        lock = asyncio.Lock()  # one SQLite writer at a time, as the ledger queued them
+        calls = sqlite.insert(schema.model_calls).on_conflict_do_nothing()
+        transitions = sqlite.insert(schema.state_transitions).on_conflict_do_nothing()
+
+        async def via_async_driver(i: int) -> None:
+            call, events = _call(i)
+            row = call.model_dump(exclude={"usage"})
+            row.update(input_tokens=0, output_tokens=0, cache_read_tokens=0, cache_write_tokens=0)
+            rows = [{"run_id": call.run_id, **e.model_dump()} for e in events]
+            async with lock, other.engine.begin() as conn:
+                await conn.execute(calls, row)
+                await conn.execute(transitions, rows)
+
+        statement_by_statement = await _timed(writes, concurrency, via_async_driver)
+        await other.close()
+    return {
+        "writes": writes,
+        "concurrency": concurrency,
+        "writer_thread": writer,
+        "async_driver": statement_by_statement,
+        "cpu_ratio": round(writer["cpu_ms_per_write"] / statement_by_statement["cpu_ms_per_write"], 3),
+    }
+
+
+def main() -> None:
+    """Parse arguments, run, print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--writes", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(bench(args.writes, args.concurrency)), indent=1))
+
+
+if __name__ == "__main__":
+    main()
