@@ -983,7 +983,7 @@ class AgentRunWorkflow:
                     f"Previous output:\n{json.dumps(self._output, indent=1)}",
                 )
             )
-        context = {"input": self._input, "task_results": results, "output_schema": bp.output_schema}
+        context = {"input": self._input, "task_results": results}
         attempt = len(self._report_cards) + 1
         for turn in range(1, bp.max_turns + 1):
             result = await self._call_model(

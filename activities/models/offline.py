@@ -139,8 +139,9 @@ class OfflineProvider:
         task_results = request.context.get("task_results", [])
         if hook is not None:
             return {"output": hook(run_input, task_results)}
-        schema = request.context.get("output_schema") or {"type": "object"}
-        return {"output": synthesize(schema, schema, run_input, "output")}
+        # The output schema travels once, in the submit tool the request offers (the caller checked it is there).
+        schema = next(tool for tool in request.tools if tool.name == SUBMIT_OUTPUT).input_schema
+        return {"output": synthesize(schema["properties"]["output"], schema, run_input, "output")}
 
 
 def _maybe_json(text: str) -> Any:
