@@ -13,6 +13,9 @@ builds one (same converter and codecs, logging, tracing and metrics): bare runs 
 before ours and half after (the server slows as its database fills; this way neither side gets
 the emptier server). Bare runs on the SDK's defaults, in the workflow sandbox; ours run outside it
 (workflows/sandbox.py says why). `--bare-unsandboxed` runs bare outside it too.
+`--bare-visibility` has each bare item also upsert the engine's search attributes as many times as
+the sample run of ours did (the engine records every state a run waits in): the ratio against that
+shows how much of the gap is this visibility, which costs the dev server a visibility write each.
 Prints items/s for each, the ratio (target ≥ 0.8), how often each continued as new, the largest
 history length seen in any single run of our batch workflow, and the CPU each side spent per item
 in this process (worker and client) and in the dev server: on a shared machine the CPU figures
@@ -32,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -40,8 +44,8 @@ from activities.artifacts import FileArtifactStore
 from activities.bundle import build_activities
 from activities.dead_letters import FileDeadLetterStore
 from activities.tools.registry import ToolRegistry
-from benchmarks.bare_workflows import BARE_WORKFLOWS, BareBatch, noop
-from contracts.run import RunRequest, RunResult
+from benchmarks.bare_workflows import BARE_WORKFLOWS, BareBatch, VisibleItem, noop
+from contracts.run import RUN_REVISION, RunRequest, RunResult
 from observability.codec import data_converter
 from observability.setup import init_telemetry
 from settings import Settings
@@ -118,12 +122,20 @@ async def _max_history_length(client: Client, workflow_id: str) -> tuple[int, in
     return runs, most
 
 
+async def _upserts(client: Client, workflow_id: str) -> int:
+    """How many search attribute upserts one run's history holds."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    kind = EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+    return sum(1 for event in history.events if event.event_type == kind)
+
+
 async def bench(
     items: int,
     concurrency: int,
     items_per_run: int,
     only: str | None = None,
     bare_unsandboxed: bool = False,
+    bare_visibility: bool = False,
 ) -> dict[str, Any]:
     """Run both batches on one fresh dev server (or just one of them, for profiling); return the figures."""
     env = await WorkflowEnvironment.start_local(
@@ -166,6 +178,8 @@ async def bench(
                         blueprint="algorithm-explainer",
                         input={"title": "Sample", "statement": STATEMENT},
                         provider="offline",
+                        # Stamped as the factory line stamps its children, so that it runs as they do.
+                        revision=RUN_REVISION,
                     ),
                     id="bench-sample",
                     task_queue=queue,
@@ -173,11 +187,14 @@ async def bench(
                 )
                 assert sample.state == "COMPLETE", sample.error
                 per_item = sample.model_calls + sample.tool_calls
+                upserts = await _upserts(client, "bench-sample") if bare_visibility else 0
                 # One bare item too, so that neither side pays its first run's imports in the timing.
+                item_workflow = "BenchBareItem" + ("Visible" if bare_visibility else "")
+                item_workflow += "Unsandboxed" if bare_unsandboxed else ""
                 suffix = "Unsandboxed" if bare_unsandboxed else ""
                 await client.execute_workflow(
-                    f"BenchBareItem{suffix}",
-                    per_item,
+                    item_workflow,
+                    VisibleItem(activities=per_item, upserts=upserts) if upserts else per_item,
                     id="bench-bare-sample",
                     task_queue=queue,
                     result_type=int,
@@ -206,7 +223,8 @@ async def bench(
                             activities_per_item=per_item,
                             concurrency=concurrency,
                             items_per_run=items_per_run,
-                            item_workflow=f"BenchBareItem{suffix}",
+                            item_workflow=item_workflow,
+                            upserts_per_item=upserts,
                         ),
                         id=f"bench-bare-{part}",
                         task_queue=queue,
@@ -227,6 +245,9 @@ async def bench(
                 if only != "ours":
                     bare[1].can = await bare[1].measure(bare_batch("after", second))
             runs, most_events = await _max_history_length(client, "bench-ours")
+            # Counted in the histories: ours as the sample run made them, bare as its sample item did.
+            ours_upserts = await _upserts(client, "bench-sample")
+            bare_upserts = await _upserts(client, "bench-bare-sample")
     finally:
         await env.shutdown()
     bare_s = bare[0].seconds + bare[1].seconds
@@ -247,9 +268,11 @@ async def bench(
             "continued_as_new": summary.continued_as_new if summary else None,
             "runs": runs,
             "max_history_events_in_one_run": most_events,
+            "search_attribute_upserts_per_item": ours_upserts,
         },
         "bare": {
             "sandboxed": not bare_unsandboxed,
+            "search_attribute_upserts_per_item": bare_upserts,
             "seconds": round(bare_s, 1),
             "seconds_before_and_after": [round(bare[0].seconds, 1), round(bare[1].seconds, 1)],
             "cpu_ms_per_item": _Timed.combined(bare).cpu_ms_per_item(items),
@@ -274,9 +297,21 @@ def main() -> None:
         action="store_true",
         help="run the bare workflows outside the sandbox, as ours run (default: the SDK's defaults)",
     )
+    parser.add_argument(
+        "--bare-visibility",
+        action="store_true",
+        help="bare items also upsert search attributes as often as one of our runs (default: none)",
+    )
     args = parser.parse_args()
     figures = asyncio.run(
-        bench(args.items, args.concurrency, args.items_per_run, args.only, args.bare_unsandboxed)
+        bench(
+            args.items,
+            args.concurrency,
+            args.items_per_run,
+            args.only,
+            args.bare_unsandboxed,
+            args.bare_visibility,
+        )
     )
     if args.json:
         print(json.dumps(figures))
