@@ -27,9 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,46 +34,23 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 
 from activities.artifacts import FileArtifactStore
 from activities.bundle import build_activities
 from activities.dead_letters import FileDeadLetterStore
 from activities.tools.registry import ToolRegistry
 from benchmarks.bare_workflows import BARE_WORKFLOWS, BareBatch, VisibleItem, noop
+from benchmarks.common import cpu_seconds, start_dev_server
 from contracts.run import RUN_REVISION, RunRequest, RunResult
 from observability.codec import data_converter
 from observability.setup import init_telemetry
 from settings import Settings
 from starter import start_batch
 from worker import build_worker
-from workflows.search_attributes import ALL_KEYS
 
 STATEMENT = (
     "Given an array of integers and a target, return the indices of the two numbers that add up to it."
 )
-
-
-def _binary() -> str:
-    found = Path(sys.executable).parent / "temporal"
-    return str(found) if found.exists() else (shutil.which("temporal") or "temporal")
-
-
-def _cpu_s() -> tuple[float, float]:
-    """CPU seconds so far of this process (worker and client) and of its children (the dev server)."""
-    server = 0.0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == os.getpid():
-            server += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return time.process_time(), server
 
 
 class _Timed:
@@ -87,10 +61,10 @@ class _Timed:
         self.can = 0
 
     async def measure(self, batch: Any) -> Any:
-        cpu, started = _cpu_s(), time.perf_counter()
+        cpu, started = cpu_seconds(), time.perf_counter()
         result = await batch
         self.seconds += time.perf_counter() - started
-        after = _cpu_s()
+        after = cpu_seconds()
         self.worker_cpu += after[0] - cpu[0]
         self.server_cpu += after[1] - cpu[1]
         return result
@@ -138,13 +112,7 @@ async def bench(
     bare_visibility: bool = False,
 ) -> dict[str, Any]:
     """Run both batches on one fresh dev server (or just one of them, for profiling); return the figures."""
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=_binary(),
-        search_attributes=list(ALL_KEYS),
-        data_converter=pydantic_data_converter,
-        ip="127.0.0.1",
-        dev_server_log_level="error",
-    )
+    env = await start_dev_server()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(data_dir=Path(tmp), model_provider="offline")

