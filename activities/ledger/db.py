@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +27,7 @@ from activities.ledger.records import (
     RunStartRecord,
     ToolCallRecord,
 )
+from activities.ledger.writer import GroupWriter
 from contracts.cost import LedgerEvents, TransitionEvent
 from contracts.model import Usage
 from settings import Settings
@@ -93,17 +93,17 @@ class Ledger:
         # Built once per table: a statement without inline values stays in SQLAlchemy's compiled cache.
         self._insert_ignore_statements: dict[str, Any] = {}
         # SQLite has one writer at a time, so this process writes from one thread, each write a
-        # whole transaction run there synchronously: one hand-off from the event loop per write
-        # instead of one per statement, and no transaction held open across awaits (on a busy
-        # loop those made our own connections wait on each other until "database is locked").
-        # Measured: about a third of the CPU per write (`benchmarks/ledger_writes.py`).
-        # Reads stay on the async engine; WAL lets them run beside the writer.
-        self._writer: ThreadPoolExecutor | None = None
+        # function run there synchronously inside a transaction: one hand-off from the event loop
+        # per write instead of one per statement, and no transaction held open across awaits (on
+        # a busy loop those made our own connections wait on each other until "database is
+        # locked"). Writes that queue up meanwhile share one transaction (writer.py). Measured in
+        # `benchmarks/ledger_writes.py`. Reads stay on the async engine; WAL lets them run beside it.
+        self._writer: GroupWriter | None = None
         self._sync_engine: Engine | None = None
         if self.dialect == "sqlite":
             self._sync_engine = create_engine(self.engine.url.set(drivername="sqlite"))
             _sqlite_pragmas(self._sync_engine)
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+            self._writer = GroupWriter(self._sync_engine)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Ledger:
@@ -141,25 +141,20 @@ class Ledger:
                 await self.upgrade()
 
     async def _transact(self, work: Callable[[Connection], T]) -> T:
-        """Run `work` in one write transaction: on the writer thread for SQLite, through the
-        async connection (`run_sync`) for PostgreSQL."""
+        """Run `work` in a write transaction: on the writer thread for SQLite (sharing the
+        transaction with other queued writes), through the async connection (`run_sync`) for
+        PostgreSQL. `work` may run twice (a batch that failed is retried write by write)."""
         await self._ready()
-        if self._writer is None or self._sync_engine is None:
+        if self._writer is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(work)
-        engine = self._sync_engine
-
-        def run() -> T:
-            with engine.begin() as conn:
-                return work(conn)
-
-        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+        return await self._writer.submit(work)
 
     async def close(self) -> None:
         """Dispose of the connection pools and stop the writer thread."""
         await self.engine.dispose()
         if self._writer is not None and self._sync_engine is not None:
-            self._writer.shutdown(wait=True)
+            self._writer.close()
             self._sync_engine.dispose()
 
     # ------------------------------------------------------------------------------ writes
