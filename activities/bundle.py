@@ -68,11 +68,13 @@ def build_activities(
     dead_letters = dead_letters or LedgerDeadLetterStore(ledger)
     artifacts = artifacts or FileArtifactStore(settings.resolved_artifact_dir())
     batch = BatchItemActivities(artifacts)
+    review = ReviewActivities(catalog, embedder, ledger)
     return [
         intake.validate_request,
         models.model_turn,
         ToolActivities(settings, tools, ledger).call_tool,
-        ReviewActivities(catalog, embedder).review_output,
+        review.review_output,
+        review.review_and_close,
         LedgerActivities(ledger).record_run_end,
         CompensationActivities(settings, tools).compensate_tool,
         DeadLetterActivities(dead_letters).record_dead_letter,

@@ -3,6 +3,7 @@
 The checks a blueprint names in `checks` run in order; pure ones come from `policies.checks`, the
 semantic drift check uses a local embedding model (`activities.embeddings`) when one is installed.
 The model-as-judge step is a model turn the workflow routes like any other, not part of this activity.
+`review_and_close` also writes the run's end to the ledger when the card passes and nothing follows.
 """
 
 from __future__ import annotations
@@ -13,17 +14,22 @@ import json
 from temporalio import activity
 
 from activities.embeddings import Embedder, EmbeddingUnavailable, load_default_embedder
+from activities.ledger import Ledger
+from activities.ledger.activity import run_end_record
 from blueprints.catalog import Catalog
-from contracts.run import CheckResult, ReportCard, ReviewInput
+from contracts.run import CheckResult, ReportCard, ReviewAndCloseInput, ReviewAndCloseResult, ReviewInput
 from policies import checks as c
 
 
 class ReviewActivities:
     """Runs the report-card checks a blueprint names."""
 
-    def __init__(self, catalog: Catalog, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, catalog: Catalog, embedder: Embedder | None = None, ledger: Ledger | None = None
+    ) -> None:
         self._catalog = catalog
         self._embedder = embedder
+        self._ledger = ledger
         self._embedder_error: str | None = None
 
     def _get_embedder(self) -> Embedder | None:
@@ -65,6 +71,16 @@ class ReviewActivities:
             else:
                 results.append(c.unknown_check(name))
         return ReportCard(passed=card_passed(results), checks=results, attempt=inp.attempt)
+
+    @activity.defn(name="review_and_close")
+    async def review_and_close(self, inp: ReviewAndCloseInput) -> ReviewAndCloseResult:
+        """The report card; when it passes, also the run's end (COMPLETE) into the ledger, so that
+        a run that passes review needs no step of its own to record its end."""
+        card = await self.review_output(inp.review)
+        if not card.passed or inp.close is None or self._ledger is None:
+            return ReviewAndCloseResult(card=card)
+        await self._ledger.record_run_end(run_end_record(inp.close), inp.close.ledger)
+        return ReviewAndCloseResult(card=card, closed=True)
 
     async def _semantic(self, inp: ReviewInput, min_similarity: float) -> CheckResult:
         embedder = await asyncio.to_thread(self._get_embedder)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from contracts.cost import ContextPolicy, CostPlan, ModelTarget
+from contracts.cost import ContextPolicy, CostPlan, ModelTarget, RunLedgerInput
 from contracts.dead_letters import ResumeFrom
 from contracts.errors import ErrorInfo
 from contracts.escalation import AuditEntry, EscalationPacket
@@ -17,7 +17,7 @@ from contracts.review import ReviewSpec
 from contracts.saga import CompensationRecord, SideEffectRecord
 
 #: The engine revision its own starters stamp on new runs (`RunRequest.revision`).
-RUN_REVISION = 1
+RUN_REVISION = 2
 
 
 class RunRequest(BaseModel):
@@ -167,6 +167,22 @@ class ReportCard(BaseModel):
         return "\n".join(
             f"- {c.path}: {c.name}: {c.message}" for c in self.checks if not c.passed and not c.skipped
         )
+
+
+class ReviewAndCloseInput(BaseModel):
+    """Input of the `review_and_close` activity: the review, and the run's end to record in the
+    same step if the card passes (`close`, state COMPLETE; None when something follows a passing
+    card, such as the model-as-judge step)."""
+
+    review: ReviewInput
+    close: RunLedgerInput | None = None
+
+
+class ReviewAndCloseResult(BaseModel):
+    """The report card, and whether the run's end went into the ledger with it."""
+
+    card: ReportCard
+    closed: bool = False
 
 
 class RunStatus(BaseModel):

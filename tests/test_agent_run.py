@@ -303,12 +303,24 @@ async def test_a_stamped_run_takes_the_lean_path_without_a_patch_marker_and_an_u
             task_queue=task_queue,
             result_type=RunResult,
         )
-    assert stamped.state == unstamped.state == "COMPLETE"
-    lean = ["validate_request", "review_output", "record_run_end"]
+        # Stamped by the revision before ends were recorded with the review (a run in flight
+        # across the deploy): it keeps that revision's steps.
+        earlier = await env.client.execute_workflow(
+            "AgentRunWorkflow",
+            request.model_copy(update={"revision": 1}),
+            id=f"{workflow_id}-rev1",
+            task_queue=task_queue,
+            result_type=RunResult,
+        )
+    assert stamped.state == unstamped.state == earlier.state == "COMPLETE"
     histories = {}
-    for wid in (workflow_id, f"{workflow_id}-unstamped"):
+    for wid in (workflow_id, f"{workflow_id}-unstamped", f"{workflow_id}-rev1"):
         histories[wid] = await env.client.get_workflow_handle(wid).fetch_history()
-        assert local_activity_names(histories[wid]) == lean, wid  # both on the lean path
+    # All on the lean path; the stamped run also records its end with its passing review.
+    assert local_activity_names(histories[workflow_id]) == ["validate_request", "review_and_close"]
+    for wid in (f"{workflow_id}-unstamped", f"{workflow_id}-rev1"):
+        assert local_activity_names(histories[wid]) == ["validate_request", "review_output", "record_run_end"]
+    assert _patch_ids_and_change_version_upserts(histories[f"{workflow_id}-rev1"]) == ([], 0)
     started = histories[workflow_id].events[0].workflow_execution_started_event_attributes
     assert json.loads(started.input.payloads[0].data)["revision"] == RUN_REVISION
     assert _patch_ids_and_change_version_upserts(histories[workflow_id]) == ([], 0)

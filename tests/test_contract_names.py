@@ -22,6 +22,7 @@ PINNED_ACTIVITIES = {
     "model_turn",
     "call_tool",
     "review_output",
+    "review_and_close",
     "record_run_end",
     "compensate_tool",
     "record_dead_letter",

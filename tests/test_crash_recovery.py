@@ -123,9 +123,9 @@ async def test_a_sigkilled_worker_resumes_at_the_last_completed_step(
         if e.HasField("activity_task_scheduled_event_attributes")
     ]
     plan_turns = [a for a in scheduled if a.activity_type.name == "model_turn"]
-    # Validation, review and the run's ledger end are local activities: one marker each, none
-    # repeated after the crash.
-    assert local_activity_names(history) == ["validate_request", "review_output", "record_run_end"]
+    # Validation and the review (which, passing, records the run's end) are local activities:
+    # one marker each, none repeated after the crash.
+    assert local_activity_names(history) == ["validate_request", "review_and_close"]
     tool_calls = [a for a in scheduled if a.activity_type.name == "call_tool"]
     assert len(tool_calls) == len(SECTIONS) * len(STAMP_TOOLS)
     assert len(plan_turns) == len(SECTIONS) * (len(STAMP_TOOLS) + 1) + 2  # task turns + plan + compose

@@ -11,7 +11,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
-from contracts.run import RunRequest, RunResult
+from contracts.run import RUN_REVISION, RunRequest, RunResult
+from tests.support import local_activity_names
 from worker import WORKFLOWS
 from workflows.sandbox import sandbox_runner
 
@@ -19,6 +20,7 @@ HISTORIES = Path(__file__).resolve().parent / "histories"
 #: file name → the workflow id it was recorded under (record.py)
 RECORDED = {
     "agent_run_revise": "history-revise",
+    "agent_run_stamped": "history-stamped",
     "agent_run_saga": "history-saga",
     "factory_line": "history-batch",
 }
@@ -61,6 +63,12 @@ async def test_replay_reports_non_determinism_of_an_incompatible_change() -> Non
 
 
 def test_recorded_histories_cover_a_revision_a_saga_and_a_batch() -> None:
+    # The revise run as the engine's starters stamp it: the failed review, then the passing one
+    # that recorded the run's end.
+    stamped = load("agent_run_stamped")
+    started = stamped.events[0].workflow_execution_started_event_attributes
+    assert json.loads(started.input.payloads[0].data)["revision"] == RUN_REVISION
+    assert local_activity_names(stamped) == ["validate_request", "review_and_close", "review_and_close"]
     revise = (HISTORIES / "agent_run_revise.json").read_text()
     assert '"IlJFVklTSU5HIg=="' in revise  # the FactoryState search attribute set to "REVISING"
     batch = json.loads((HISTORIES / "factory_line.json").read_text())

@@ -11,16 +11,18 @@ from temporalio.testing import WorkflowEnvironment
 
 import activities.review as review_module
 from activities.embeddings import EmbeddingUnavailable
+from activities.ledger import Ledger, schema
 from activities.review import ReviewActivities, card_passed
 from blueprints.examples.algorithm_explainer import ALGORITHM_EXPLAINER_V1
 from contracts.model import ModelTurnInput, ToolCall
 from contracts.policy import EscalationSettings, ToolPolicy
 from contracts.review import FailurePattern, ReviewSpec
-from contracts.run import CheckResult, ReviewInput, RunRequest, RunResult, RunStatus
+from contracts.run import RUN_REVISION, CheckResult, ReviewInput, RunRequest, RunResult, RunStatus
 from policies import checks
 from policies.protocol import SUBMIT_OUTPUT, SUBMIT_VERDICT
 from tests.fakes import harness, steps
 from tests.fakes.scripted import call
+from tests.support import local_activity_names
 
 EXPLAINER = ALGORITHM_EXPLAINER_V1.example_input
 
@@ -144,6 +146,24 @@ async def test_semantic_drift_with_the_local_model_tells_related_from_unrelated(
 
 
 # ------------------------------------------------------------------------------ self-correction
+#: Runs started without a revision (decided by the patches) and stamped ones, which record their
+#: end with a passing review (`review_and_close`) and otherwise with `record_run_end`.
+REVISIONS = pytest.mark.parametrize("revision", [0, RUN_REVISION], ids=["unstamped", "stamped"])
+
+
+async def _assert_ledger_end(settings: Any, client: Any, workflow_id: str, result: RunResult) -> list[str]:
+    """The ledger holds the run's end and every transition; returns the run's local activities."""
+    ledger = Ledger.from_settings(settings)
+    try:
+        [run] = await ledger.rows(schema.runs, run_id=workflow_id)
+        transitions = await ledger.rows(schema.state_transitions, run_id=workflow_id)
+    finally:
+        await ledger.close()
+    assert run["state"] == result.state and run["success"] is (result.state == "COMPLETE")
+    assert [t["target"] for t in sorted(transitions, key=lambda t: t["seq"])] == result.states_visited
+    return local_activity_names(await client.get_workflow_handle(workflow_id).fetch_history())
+
+
 def _compose_script(outputs: list[Any]) -> Any:
     """Compose turns answer with `outputs` in order; everything else is the offline model."""
     remaining = list(outputs)
@@ -156,8 +176,9 @@ def _compose_script(outputs: list[Any]) -> Any:
     return script
 
 
+@REVISIONS
 async def test_schema_violations_twice_then_valid_revises_twice_and_completes(
-    env: WorkflowEnvironment, task_queue: str, workflow_id: str, tmp_path: Path
+    env: WorkflowEnvironment, task_queue: str, workflow_id: str, tmp_path: Path, revision: int
 ) -> None:
     settings = harness.settings_for(tmp_path)
     client = harness.codec_client(env.client, settings)
@@ -168,7 +189,11 @@ async def test_schema_violations_twice_then_valid_revises_twice_and_completes(
         handle = await client.start_workflow(
             "AgentRunWorkflow",
             RunRequest(
-                blueprint="algorithm-explainer", input=EXPLAINER, provider="scripted", model="offline-v1"
+                blueprint="algorithm-explainer",
+                input=EXPLAINER,
+                provider="scripted",
+                model="offline-v1",
+                revision=revision,
             ),
             id=workflow_id,
             task_queue=task_queue,
@@ -202,10 +227,16 @@ async def test_schema_violations_twice_then_valid_revises_twice_and_completes(
     assert "$.code" in compose_turns[2].messages[-1].content
     assert result.output == valid_explainer()
     assert result.dead_letter_id is None
+    local = await _assert_ledger_end(settings, client, workflow_id, result)
+    if revision:  # the third, passing, review recorded the end
+        assert local == ["validate_request", *["review_and_close"] * 3]
+    else:
+        assert local == ["validate_request", *["review_output"] * 3, "record_run_end"]
 
 
+@REVISIONS
 async def test_review_past_max_retries_fails_and_leaves_a_dead_letter(
-    env: WorkflowEnvironment, task_queue: str, workflow_id: str, tmp_path: Path
+    env: WorkflowEnvironment, task_queue: str, workflow_id: str, tmp_path: Path, revision: int
 ) -> None:
     settings = harness.settings_for(tmp_path)
     client = harness.codec_client(env.client, settings)
@@ -227,6 +258,7 @@ async def test_review_past_max_retries_fails_and_leaves_a_dead_letter(
                 input=EXPLAINER,
                 provider="scripted",
                 model="offline-v1",
+                revision=revision,
             ),
             id=workflow_id,
             task_queue=task_queue,
@@ -238,10 +270,14 @@ async def test_review_past_max_retries_fails_and_leaves_a_dead_letter(
     letter = await harness.dead_letters(settings).get(result.dead_letter_id or "")
     assert letter is not None and letter.failed_state == "REVIEWING" and letter.workflow_id == workflow_id
     assert len(letter.last_checkpoint.report_cards) == 4 and letter.last_checkpoint.plan is not None
+    local = await _assert_ledger_end(settings, client, workflow_id, result)
+    review = "review_and_close" if revision else "review_output"
+    assert local == ["validate_request", *[review] * 4, "record_run_end"]  # no card passed
 
 
+@REVISIONS
 async def test_judge_step_is_a_model_turn_and_its_low_score_sends_the_run_back(
-    env: WorkflowEnvironment, task_queue: str, workflow_id: str, tmp_path: Path
+    env: WorkflowEnvironment, task_queue: str, workflow_id: str, tmp_path: Path, revision: int
 ) -> None:
     settings = harness.settings_for(tmp_path)
     client = harness.codec_client(env.client, settings)
@@ -276,6 +312,7 @@ async def test_judge_step_is_a_model_turn_and_its_low_score_sends_the_run_back(
                 input=EXPLAINER,
                 provider="scripted",
                 model="offline-v1",
+                revision=revision,
             ),
             id=workflow_id,
             task_queue=task_queue,
@@ -287,3 +324,7 @@ async def test_judge_step_is_a_model_turn_and_its_low_score_sends_the_run_back(
     assert [c.passed for c in judge_checks] == [False, True]
     assert "score 0.20" in judge_checks[0].message
     assert len(provider.turns("judge")) == 2
+    local = await _assert_ledger_end(settings, client, workflow_id, result)
+    review = "review_and_close" if revision else "review_output"
+    # The judge follows a passing card, so the review never records the end.
+    assert local == ["validate_request", review, review, "record_run_end"]

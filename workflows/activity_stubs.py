@@ -15,7 +15,14 @@ from contracts.batch import LoadItemsInput, StashItemsInput, StashItemsResult
 from contracts.cost import RunLedgerInput
 from contracts.dead_letters import DeadLetterInput
 from contracts.model import ModelTurnInput, ModelTurnResult
-from contracts.run import ReportCard, ReviewInput, ValidateInput, ValidateResult
+from contracts.run import (
+    ReportCard,
+    ReviewAndCloseInput,
+    ReviewAndCloseResult,
+    ReviewInput,
+    ValidateInput,
+    ValidateResult,
+)
 from contracts.saga import CompensateInput
 from contracts.tools import ToolCallInput, ToolResult
 from policies.retries import policy_for
@@ -28,6 +35,7 @@ class ActivityNames:
     MODEL_TURN = "model_turn"
     CALL_TOOL = "call_tool"
     REVIEW_OUTPUT = "review_output"
+    REVIEW_AND_CLOSE = "review_and_close"
     RECORD_RUN_END = "record_run_end"
     COMPENSATE_TOOL = "compensate_tool"
     RECORD_DEAD_LETTER = "record_dead_letter"
@@ -110,6 +118,14 @@ async def review_output(inp: ReviewInput, *, local: bool = False) -> ReportCard:
         )
     return await workflow.execute_local_activity(
         ActivityNames.REVIEW_OUTPUT, inp, result_type=ReportCard, **_local_options("check")
+    )
+
+
+async def review_and_close(inp: ReviewAndCloseInput) -> ReviewAndCloseResult:
+    """REVIEWING's report card and, when it passes, the run's end in the ledger: one local
+    activity where a run that passes review used to make two (`review_output`, `record_run_end`)."""
+    return await workflow.execute_local_activity(
+        ActivityNames.REVIEW_AND_CLOSE, inp, result_type=ReviewAndCloseResult, **_local_options("check")
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
@@ -18,7 +19,7 @@ from temporalio.exceptions import (
     ApplicationError,
 )
 
-from contracts.cost import STEP_KINDS, CostPlan, ModelTarget, RunLedgerInput
+from contracts.cost import STEP_KINDS, CostPlan, LedgerEvents, ModelTarget, RunLedgerInput, TransitionEvent
 from contracts.dead_letters import DeadLetter, ResumeFrom
 from contracts.errors import ErrorCode, ErrorInfo
 from contracts.escalation import EscalationPacket
@@ -30,6 +31,7 @@ from contracts.run import (
     CheckResult,
     ModelChoice,
     ReportCard,
+    ReviewAndCloseInput,
     ReviewInput,
     RunRequest,
     RunResult,
@@ -82,6 +84,12 @@ ESCALATE_FAILURES_PATCH = "escalate-planning-and-review-failures"
 LEAN_BOOKKEEPING_PATCH = "lean-run-bookkeeping"
 #: Runs started at this `RunRequest.revision` or later take the lean path without the patch.
 LEAN_REVISION = 1
+#: Runs started at this revision or later record their end with the review when the card passes
+#: (one local activity, `review_and_close`, instead of `review_output` then `record_run_end`).
+#: Older runs replay with the two.
+CLOSE_ON_REVIEW_REVISION = 2
+#: Why a run whose report card passed is COMPLETE.
+CARD_PASSED = "report card passed"
 
 
 class RunFailed(Exception):
@@ -136,6 +144,9 @@ class AgentRunWorkflow:
         self._saga = Saga()
         self._search = SearchAttributePublisher()
         self._lean = False
+        self._close_on_review = False
+        #: When the run's end went into the ledger with its review (the COMPLETE transition's time).
+        self._closed_at: datetime | None = None
         self._failed_in: RunState | None = None
         self._dead_letter_id: str | None = None
 
@@ -204,6 +215,7 @@ class AgentRunWorkflow:
         # Runs the engine's starters stamped take the lean path with no marker; others ask the patch.
         self._lean = request.revision >= LEAN_REVISION or workflow.patched(LEAN_BOOKKEEPING_PATCH)
         self._search.coalesce = self._lean
+        self._close_on_review = request.revision >= CLOSE_ON_REVIEW_REVISION
         self._record = RunRecord.start(workflow.now())
         self._telemetry.start(request.blueprint, workflow.now())
         self._telemetry.enter_state(RunState.INTAKE.value, "request arrived")
@@ -299,7 +311,9 @@ class AgentRunWorkflow:
             card = await self._review(attempt)
             self._report_cards.append(card)
             if card.passed:
-                self._move(RunState.COMPLETE, "report card passed")
+                self._move(RunState.COMPLETE, CARD_PASSED, at=self._closed_at)
+                if self._closed_at is not None:
+                    self._outbox.sent(self._outbox.pending()[1])  # written with the review
                 return
             if attempt > allowed_attempts:
                 failure = ErrorInfo(
@@ -351,11 +365,12 @@ class AgentRunWorkflow:
         return card.model_copy(update={"checks": [*card.checks, note]})
 
     # ------------------------------------------------------------------------------ transitions
-    def _move(self, target: RunState, reason: str) -> None:
+    def _move(self, target: RunState, reason: str, at: datetime | None = None) -> None:
         source = self._record.state.value
-        self._record.move(target, workflow.now(), reason)
+        at = at or workflow.now()
+        self._record.move(target, at, reason)
         self._telemetry.enter_state(target.value, reason)
-        self._outbox.add(source, target.value, workflow.now(), reason)
+        self._outbox.add(source, target.value, at, reason)
         self._search.set((FACTORY_STATE, target.value))
         workflow.logger.info("state %s (%s)", target.value, reason)
 
@@ -437,17 +452,35 @@ class AgentRunWorkflow:
         return card
 
     async def _review_checks(self, attempt: int) -> ReportCard:
-        assert self._blueprint is not None
-        return await act.review_output(
-            ReviewInput(
-                run_id=workflow.info().workflow_id,
-                blueprint=self._blueprint,
-                output=self._output,
-                attempt=attempt,
-                request_input=self._input,
-            ),
-            local=self._lean,
+        assert self._blueprint is not None and self._request is not None
+        review = ReviewInput(
+            run_id=workflow.info().workflow_id,
+            blueprint=self._blueprint,
+            output=self._output,
+            attempt=attempt,
+            request_input=self._input,
         )
+        if not self._close_on_review:
+            return await act.review_output(review, local=self._lean)
+        if checks.JUDGE in self._blueprint.checks:  # a passing card still waits for the judge
+            return (await act.review_and_close(ReviewAndCloseInput(review=review))).card
+        # The end the run will have if this card passes, written in the same step; the COMPLETE
+        # transition then carries the time the review began.
+        at = workflow.now()
+        events, (seq, _) = self._outbox.pending()
+        complete = TransitionEvent(
+            seq=seq,
+            source=RunState.REVIEWING.value,
+            target=RunState.COMPLETE.value,
+            at=at,
+            reason=CARD_PASSED,
+        )
+        ledger = LedgerEvents(transitions=[*events.transitions, complete], audit=events.audit)
+        close = self._run_end_input(self._request, RunState.COMPLETE, at, ledger)
+        result = await act.review_and_close(ReviewAndCloseInput(review=review, close=close))
+        if result.closed:
+            self._closed_at = at
+        return result.card
 
     async def _judge(self, attempt: int) -> Any:
         """Model-as-judge: a model turn (step kind `judge`) that grades the output against the rubric."""
@@ -573,44 +606,51 @@ class AgentRunWorkflow:
         }
 
     async def _record_run_end(self, request: RunRequest) -> None:
-        """The run's one extra activity: its outcome and last transitions into the ledger. A ledger
-        outage is logged, never turned into a failed run."""
+        """The run's outcome and last transitions into the ledger, unless they went with its review
+        (a card that passed). A ledger outage is logged, never turned into a failed run."""
+        if self._governor is not None:
+            self._governor.publish_cost()
+        if self._closed_at is not None and self._record.state is RunState.COMPLETE:
+            return
         events, mark = self._outbox.pending()
-        governor = self._governor
-        if governor is not None:
-            governor.publish_cost()
-        info = workflow.info()
         try:
             await act.record_run_end(
                 local=self._lean,
-                inp=RunLedgerInput(
-                    run_id=info.workflow_id,
-                    temporal_run_id=info.run_id,
-                    blueprint=self._blueprint.name if self._blueprint else request.blueprint,
-                    blueprint_version=self._blueprint.version if self._blueprint else (request.version or ""),
-                    tenant=request.tenant,
-                    state=self._record.state.value,
-                    started_at=self._record.transitions[0].at,
-                    ended_at=workflow.now(),
-                    success=self._record.state is RunState.COMPLETE,
-                    error_code=self._error.code if self._error else None,
-                    budget=governor.plan.budget if governor else None,
-                    budget_alerted=bool(governor and governor.alerted),
-                    budget_stopped=bool(governor and governor.stopped),
-                    input_tokens=self._usage.input_tokens,
-                    output_tokens=self._usage.output_tokens,
-                    cost_usd=self._cost_usd,
-                    model_calls=self._model_calls,
-                    tool_calls=self._tool_calls,
-                    partial_output=None
-                    if self._record.state is RunState.COMPLETE
-                    else self._partial_output(),
-                    ledger=events,
-                ),
+                inp=self._run_end_input(request, self._record.state, workflow.now(), events),
             )
             self._outbox.sent(mark)
         except ActivityError as exc:
             workflow.logger.error("ledger write of the run's end failed: %s", exc)
+
+    def _run_end_input(
+        self, request: RunRequest, state: RunState, ended_at: datetime, events: LedgerEvents
+    ) -> RunLedgerInput:
+        """The ledger's record of the run ending in `state` at `ended_at`, with `events`."""
+        governor = self._governor
+        info = workflow.info()
+        complete = state is RunState.COMPLETE
+        return RunLedgerInput(
+            run_id=info.workflow_id,
+            temporal_run_id=info.run_id,
+            blueprint=self._blueprint.name if self._blueprint else request.blueprint,
+            blueprint_version=self._blueprint.version if self._blueprint else (request.version or ""),
+            tenant=request.tenant,
+            state=state.value,
+            started_at=self._record.transitions[0].at,
+            ended_at=ended_at,
+            success=complete,
+            error_code=self._error.code if self._error else None,
+            budget=governor.plan.budget if governor else None,
+            budget_alerted=bool(governor and governor.alerted),
+            budget_stopped=bool(governor and governor.stopped),
+            input_tokens=self._usage.input_tokens,
+            output_tokens=self._usage.output_tokens,
+            cost_usd=self._cost_usd,
+            model_calls=self._model_calls,
+            tool_calls=self._tool_calls,
+            partial_output=None if complete else self._partial_output(),
+            ledger=events,
+        )
 
     # --------------------------------------------------------------------------------- PLANNING
     async def _make_plan(self) -> Plan:

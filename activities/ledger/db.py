@@ -208,12 +208,12 @@ class Ledger:
 
     async def record_run_end(self, end: RunEndRecord, events: Events = ()) -> None:
         """The run's outcome and totals (the same values on a retry, so an update is idempotent)."""
-        values = end.model_dump(exclude={"run_id"})
+        row = end.model_dump()
         rows = self._event_rows(end.run_id, events)
+        statement = self._run_end_statement(tuple(row))
 
         def work(conn: Connection) -> None:
-            self._insert_ignore(conn, schema.runs, [{"run_id": end.run_id, **values}])
-            conn.execute(update(schema.runs).where(schema.runs.c.run_id == end.run_id).values(**values))
+            conn.execute(statement, row)
             self._insert_events(conn, rows)
 
         await self._transact(work)
@@ -330,6 +330,20 @@ class Ledger:
         for name in ("state_transitions", "escalations", "decisions"):
             if rows[name]:
                 self._insert_ignore(conn, schema.metadata.tables[name], rows[name])
+
+    def _run_end_statement(self, columns: tuple[str, ...]) -> Any:
+        """INSERT the run's row, or UPDATE every given column of the existing one: one statement
+        (built once, its values bound per call, so it stays in SQLAlchemy's compiled cache)."""
+        key = f"runs-end:{','.join(columns)}"
+        statement = self._insert_ignore_statements.get(key)
+        if statement is None:
+            insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+            base = insert(schema.runs)
+            statement = self._insert_ignore_statements[key] = base.on_conflict_do_update(
+                index_elements=[schema.runs.c.run_id],
+                set_={c: base.excluded[c] for c in columns if c != "run_id"},
+            )
+        return statement
 
     def _insert_ignore(self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
         """INSERT ... ON CONFLICT DO NOTHING on either dialect; for one row, returns whether it was

@@ -37,7 +37,7 @@ async def activity_counts(handle: Any) -> dict[str, int]:
     return counts
 
 
-async def test_an_offline_run_records_every_call_and_transition_with_one_extra_activity(
+async def test_an_offline_run_records_every_call_transition_and_its_end_without_an_activity_of_its_own(
     env: WorkflowEnvironment, ledger: Ledger, tmp_path: Path
 ) -> None:
     harness = make_harness(env.client, ledger, tmp_path)
@@ -49,14 +49,19 @@ async def test_an_offline_run_records_every_call_and_transition_with_one_extra_a
     calls = await ledger.rows(schema.model_calls, run_id=handle.id)
     assert counts["model_turn"] == len(calls)
     # Ledger writes ride on model_turn/call_tool; the run schedules no activity task of its own:
-    # validation, review and the one write of its end are local activities, once each.
+    # validation and the review, which writes the run's end with a passing card, are local
+    # activities, once each.
     assert set(counts) == {"model_turn", "call_tool"}
     local = local_activity_names(await handle.fetch_history())
-    assert sorted(local) == ["record_run_end", "review_output", "validate_request"]
+    assert local == ["validate_request", "review_and_close"]
     transitions = await ledger.rows(schema.state_transitions, run_id=handle.id)
     assert [t["target"] for t in sorted(transitions, key=lambda t: t["seq"])] == result.states_visited
     [run] = await ledger.rows(schema.runs, run_id=handle.id)
     assert run["state"] == "COMPLETE" and run["success"] is True and run["model_calls"] == len(calls)
+    assert run["cost_usd"] == result.cost_usd and run["tool_calls"] == counts["call_tool"]
+    # The end went in with the review: the run's end and its COMPLETE transition share one time.
+    complete = next(t for t in transitions if t["target"] == "COMPLETE")
+    assert complete["source"] == "REVIEWING" and complete["at"] == run["ended_at"]
     assert len(await ledger.rows(schema.tool_calls, run_id=handle.id)) == counts["call_tool"]
 
 

@@ -1,9 +1,10 @@
 """Record the histories the replay tests replay: run them on a fresh local dev server and save JSON.
 
-    PYTHONPATH=. python tests/histories/record.py
+    PYTHONPATH=. python tests/histories/record.py [NAME ...]   # all, or only the named ones
 
 Re-record only on purpose (a deliberate, versioned change to workflow code): the point of the
-replay tests is that these files keep replaying against the current code.
+replay tests is that these files keep replaying against the current code. A new revision of the
+run's steps gets a new scenario recorded beside the old ones, which keep guarding runs in flight.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from contracts.batch import BatchRequest, BatchSummary
 from contracts.model import ModelTurnInput, ToolCall
-from contracts.run import RunRequest, RunResult
+from contracts.run import RUN_REVISION, RunRequest, RunResult
 from policies.protocol import SUBMIT_OUTPUT
 from tests.fakes import harness, steps
 from tests.fakes.scripted import call
@@ -36,7 +37,7 @@ def _script(request: ModelTurnInput) -> list[ToolCall] | None:
     """Like the steps script, but the first compose of the revise run misses a field (one revision)."""
     if (
         request.step_kind == "compose"
-        and request.run_id == "history-revise"
+        and request.run_id in ("history-revise", "history-stamped")
         and request.step_id == "compose/1/turn-1"
     ):
         return [call(SUBMIT_OUTPUT, {"output": {"summary": ""}})]
@@ -48,8 +49,19 @@ def _binary() -> str:
     return str(found) if found.exists() else (shutil.which("temporal") or "temporal")
 
 
-async def record() -> dict[str, Any]:
-    """Run the recorded scenarios and write one JSON history each."""
+def _revise_request(revision: int = 0) -> RunRequest:
+    return RunRequest(
+        blueprint="tool-steps",
+        version="1.0.1",
+        provider="scripted",
+        model="offline-v1",
+        input={"steps": [{"tool": "bump", "label": "a"}, {"tool": "charge", "label": "b"}]},
+        revision=revision,
+    )
+
+
+async def record(only: set[str] | None = None) -> dict[str, Any]:
+    """Run the recorded scenarios (or only the named ones) and write one JSON history each."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=_binary(),
         search_attributes=list(ALL_KEYS),
@@ -69,16 +81,16 @@ async def record() -> dict[str, Any]:
                 runs = {
                     "agent_run_revise": await client.start_workflow(
                         "AgentRunWorkflow",
-                        RunRequest(
-                            blueprint="tool-steps",
-                            version="1.0.1",
-                            provider="scripted",
-                            model="offline-v1",
-                            input={
-                                "steps": [{"tool": "bump", "label": "a"}, {"tool": "charge", "label": "b"}]
-                            },
-                        ),
+                        _revise_request(),
                         id="history-revise",
+                        task_queue=TASK_QUEUE,
+                        result_type=RunResult,
+                    ),
+                    # The same run as the engine's starters stamp it (RUN_REVISION's steps).
+                    "agent_run_stamped": await client.start_workflow(
+                        "AgentRunWorkflow",
+                        _revise_request(RUN_REVISION),
+                        id="history-stamped",
                         task_queue=TASK_QUEUE,
                         result_type=RunResult,
                     ),
@@ -116,6 +128,8 @@ async def record() -> dict[str, Any]:
                 }
                 for name, handle in runs.items():
                     outcome = await handle.result()
+                    if only and name not in only:
+                        continue
                     history = await handle.fetch_history()
                     (HERE / f"{name}.json").write_text(
                         json.dumps(json.loads(history.to_json()), indent=1) + "\n"
@@ -131,4 +145,4 @@ async def record() -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(record()), indent=1))
+    print(json.dumps(asyncio.run(record(set(sys.argv[1:]) or None)), indent=1))
