@@ -15,9 +15,8 @@ from blueprints.catalog import Catalog
 from contracts.errors import ErrorCode, ErrorInfo
 from contracts.run import BlueprintSnapshot, ModelChoice, ValidateInput, ValidateResult
 from policies.model_route import GPU_PROVIDER, gpu_route, route_targets
+from policies.routing import DEFAULT_MODELS
 from settings import Settings
-
-DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4o-mini", "offline": "offline-v1"}
 
 
 def choose_model(settings: Settings, provider: str | None, model: str | None) -> ModelChoice:

@@ -5,6 +5,7 @@ from __future__ import annotations
 #: Prompt + completion tokens each model accepts. Unknown models have no utilization figure.
 CONTEXT_WINDOWS: dict[str, int] = {
     "offline-v1": 200_000,
+    "claude-sonnet-4-6": 1_000_000,
     "claude-sonnet-4-5": 200_000,
     "claude-haiku-4-5": 200_000,
     "claude-opus-4-1": 200_000,

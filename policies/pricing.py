@@ -16,24 +16,33 @@ from pydantic import ValidationError
 from contracts.cost import ModelPrice
 from contracts.model import Usage
 
+_PRICES_2026_11_01: dict[str, ModelPrice] = {
+    "offline-v1": ModelPrice(input=0.0, output=0.0, context_window=200_000),
+    "claude-sonnet-4-5": ModelPrice(
+        input=3.0, output=15.0, cache_read=0.30, cache_write=3.75, context_window=200_000
+    ),
+    "claude-haiku-4-5": ModelPrice(
+        input=1.0, output=5.0, cache_read=0.10, cache_write=1.25, context_window=200_000
+    ),
+    "claude-opus-4-1": ModelPrice(
+        input=15.0, output=75.0, cache_read=1.50, cache_write=18.75, context_window=200_000
+    ),
+    "gpt-4o-mini": ModelPrice(input=0.15, output=0.60, cache_read=0.075, context_window=128_000),
+    "gpt-4o": ModelPrice(input=2.5, output=10.0, cache_read=1.25, context_window=128_000),
+    # Small local models on GPU workers: priced at an amortized GPU-hour rate, not zero.
+    "Qwen/Qwen2.5-0.5B-Instruct": ModelPrice(input=0.02, output=0.04, context_window=32_768),
+    "Qwen/Qwen2.5-1.5B-Instruct": ModelPrice(input=0.03, output=0.06, context_window=32_768),
+}
 #: Shipped tables by version; the newest is the default. Add a version, never edit a published one.
 PRICE_TABLES: dict[str, dict[str, ModelPrice]] = {
-    "2026-11-01": {
-        "offline-v1": ModelPrice(input=0.0, output=0.0, context_window=200_000),
-        "claude-sonnet-4-5": ModelPrice(
-            input=3.0, output=15.0, cache_read=0.30, cache_write=3.75, context_window=200_000
+    "2026-11-01": _PRICES_2026_11_01,
+    # Claude Sonnet 4.6, the Anthropic default from here on (Sonnet 4.5 reaches its end of life on
+    # 2026-11-30; its price stays for runs that still name it). Its 1M-token window is priced flat.
+    "2026-11-21": {
+        **_PRICES_2026_11_01,
+        "claude-sonnet-4-6": ModelPrice(
+            input=3.0, output=15.0, cache_read=0.30, cache_write=3.75, context_window=1_000_000
         ),
-        "claude-haiku-4-5": ModelPrice(
-            input=1.0, output=5.0, cache_read=0.10, cache_write=1.25, context_window=200_000
-        ),
-        "claude-opus-4-1": ModelPrice(
-            input=15.0, output=75.0, cache_read=1.50, cache_write=18.75, context_window=200_000
-        ),
-        "gpt-4o-mini": ModelPrice(input=0.15, output=0.60, cache_read=0.075, context_window=128_000),
-        "gpt-4o": ModelPrice(input=2.5, output=10.0, cache_read=1.25, context_window=128_000),
-        # Small local models on GPU workers: priced at an amortized GPU-hour rate, not zero.
-        "Qwen/Qwen2.5-0.5B-Instruct": ModelPrice(input=0.02, output=0.04, context_window=32_768),
-        "Qwen/Qwen2.5-1.5B-Instruct": ModelPrice(input=0.03, output=0.06, context_window=32_768),
     },
 }
 PRICE_TABLE_VERSION = max(PRICE_TABLES)

@@ -12,12 +12,21 @@ from collections.abc import Iterable, Mapping
 from contracts.cost import STEP_KINDS, ModelPrice, ModelTarget
 
 CATCH_ALL = "*"
+#: The model a provider gets when neither the request nor the settings name one. Anthropic's is
+#: `claude-sonnet-4-6`: `claude-sonnet-4-5` reaches its end of life on 2026-11-30, and the Sonnet 5 models change
+#: the request rules (sampling parameters, forced tool use, thinking blocks) that the provider
+#: adapter relies on, so moving to them is its own change, tested against their API.
+DEFAULT_MODELS: dict[str, str] = {
+    "anthropic": "claude-sonnet-4-6",
+    "openai": "gpt-4o-mini",
+    "offline": "offline-v1",
+}
 
 #: A tiered example: small local model on the GPU queue → mid tier → frontier. Blueprints opt in
 #: with `extra={"routes": TIERED_ROUTES}` (or their own table).
 SMALL = ModelTarget(provider="vllm", model="Qwen/Qwen2.5-1.5B-Instruct", gpu=True, schedule_to_start_s=30)
 MID = ModelTarget(provider="anthropic", model="claude-haiku-4-5")
-FRONTIER = ModelTarget(provider="anthropic", model="claude-sonnet-4-5")
+FRONTIER = ModelTarget(provider="anthropic", model="claude-sonnet-4-6")
 TIERED_ROUTES: dict[str, list[ModelTarget]] = {
     "classify": [SMALL, MID, FRONTIER],
     "extract": [SMALL, MID, FRONTIER],

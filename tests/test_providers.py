@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +21,8 @@ from activities.models.errors import retry_after_seconds, to_application_error
 from activities.models.factory import build_provider_registry, default_model_for
 from activities.models.openai_provider import OpenAIProvider
 from contracts.model import Message, ModelTurnInput, ModelTurnResult, ToolCall, ToolResultBlock, ToolSpec
+from policies.pricing import PRICES
+from policies.routing import DEFAULT_MODELS
 from settings import Settings
 from tests.fakes.provider_server import (
     ANTHROPIC_MESSAGES_PATH,
@@ -686,8 +689,33 @@ async def test_an_openai_compatible_endpoint_without_a_key_is_called_with_a_plac
 
 
 def test_each_provider_has_a_default_model() -> None:
-    assert default_model_for("anthropic") == "claude-sonnet-4-5"
+    assert default_model_for("anthropic") == "claude-sonnet-4-6"
     assert default_model_for("openai") == "gpt-4o-mini"
     assert default_model_for("offline") == "offline-v1"
     with pytest.raises(ValueError):
         default_model_for("nobody")
+
+
+def test_default_models_are_in_the_price_table() -> None:
+    # A routed model the price table lacks is refused at VALIDATING (cost governance).
+    for model in DEFAULT_MODELS.values():
+        assert model in PRICES, model
+
+
+@pytest.mark.parametrize(
+    ("model", "deprecated"), [(DEFAULT_MODELS["anthropic"], False), ("claude-sonnet-4-5", True)]
+)
+async def test_the_anthropic_default_is_not_a_model_the_sdk_warns_is_reaching_end_of_life(
+    server: FakeProviderServer, anthropic_provider: AnthropicProvider, model: str, deprecated: bool
+) -> None:
+    # The SDK warns on a request for a model past or near its end-of-life date; the default must
+    # not be one (claude-sonnet-4-5, the old default, is the control).
+    server.enqueue_anthropic(anthropic_message(anthropic_text("ok")))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        await anthropic_provider.complete(turn().model_copy(update={"model": model}))
+    end_of_life = [
+        w for w in caught if issubclass(w.category, DeprecationWarning) and model in str(w.message)
+    ]
+    assert bool(end_of_life) is deprecated, [str(w.message) for w in caught]
+    assert server.requests_to(ANTHROPIC_MESSAGES_PATH)[0].json()["model"] == model

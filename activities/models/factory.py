@@ -7,13 +7,8 @@ from collections.abc import Iterable
 from activities.models.anthropic_provider import AnthropicProvider
 from activities.models.base import ModelProvider, ProviderRegistry
 from activities.models.openai_provider import OpenAIProvider
+from policies.routing import DEFAULT_MODELS
 from settings import Settings
-
-_DEFAULT_MODELS = {
-    "anthropic": "claude-sonnet-4-5",
-    "openai": "gpt-4o-mini",
-    "offline": "offline-v1",
-}
 
 
 def build_provider_registry(settings: Settings, extra: Iterable[ModelProvider] = ()) -> ProviderRegistry:
@@ -49,6 +44,6 @@ def build_provider_registry(settings: Settings, extra: Iterable[ModelProvider] =
 def default_model_for(provider: str) -> str:
     """The model a provider runs when settings name none."""
     try:
-        return _DEFAULT_MODELS[provider]
+        return DEFAULT_MODELS[provider]
     except KeyError:
         raise ValueError(f"no default model for provider {provider!r}: set MODEL_NAME") from None

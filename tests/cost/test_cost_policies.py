@@ -142,7 +142,7 @@ def test_routes_fall_back_to_the_catch_all_and_gpu_targets_land_on_the_gpu_queue
     assert set(routed_models(TIERED_ROUTES)) == {
         "Qwen/Qwen2.5-1.5B-Instruct",
         "claude-haiku-4-5",
-        "claude-sonnet-4-5",
+        "claude-sonnet-4-6",
     }
     assert route_problems(TIERED_ROUTES, prices=PRICES, providers=["anthropic"]) == []
 
