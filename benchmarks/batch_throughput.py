@@ -1,6 +1,7 @@
 """Factory-line throughput against bare Temporal, side by side on one dev server.
 
     PYTHONPATH=. python benchmarks/batch_throughput.py [--items 10000] [--concurrency 50] [--json]
+        [--server-db memory|file] [--bare-visibility] [--bare-unsandboxed] [--only ours|bare]
 
 1. Ours: `FactoryLineWorkflow` runs N items of `algorithm-explainer` on the offline model, each a child
    `AgentRunWorkflow` (validation, planning, execution, compose, review), continuing as new every
@@ -16,6 +17,8 @@ the emptier server). Bare runs on the SDK's defaults, in the workflow sandbox; o
 `--bare-visibility` has each bare item also upsert the engine's search attributes as many times as
 the sample run of ours did (the engine records every state a run waits in): the ratio against that
 shows how much of the gap is this visibility, which costs the dev server a visibility write each.
+`--server-db file` persists the dev server to a SQLite file with the embedded default's pragmas
+(what `./run` starts) instead of in memory.
 Prints items/s for each, the ratio (target ≥ 0.8), how often each continued as new, the largest
 history length seen in any single run of our batch workflow, and the CPU each side spent per item
 in this process (worker and client) and in the dev server: on a shared machine the CPU figures
@@ -110,112 +113,129 @@ async def bench(
     only: str | None = None,
     bare_unsandboxed: bool = False,
     bare_visibility: bool = False,
+    server_db: str = "memory",
 ) -> dict[str, Any]:
     """Run both batches on one fresh dev server (or just one of them, for profiling); return the figures."""
-    env = await start_dev_server()
+    with tempfile.TemporaryDirectory() as tmp:
+        return await _bench(
+            Path(tmp), items, concurrency, items_per_run, only, bare_unsandboxed, bare_visibility, server_db
+        )
+
+
+async def _bench(
+    tmp: Path,
+    items: int,
+    concurrency: int,
+    items_per_run: int,
+    only: str | None,
+    bare_unsandboxed: bool,
+    bare_visibility: bool,
+    server_db: str,
+) -> dict[str, Any]:
+    """`bench` in `tmp`: the engine's data directory, and the dev server's database with `--server-db file`."""
+    env = await start_dev_server(tmp / "temporal.db" if server_db == "file" else None)
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings(data_dir=Path(tmp), model_provider="offline")
-            # As `worker.py` starts a worker: redactor, logging, tracer and meter providers.
-            init_telemetry(settings)
-            store = FileArtifactStore(settings.resolved_artifact_dir())
-            # The engine's own converter (redaction, artifact store) for both batches: same worker, same costs.
-            client = Client(
-                env.client.service_client,
-                namespace=env.client.namespace,
-                data_converter=data_converter(settings),
-            )
-            ours = build_activities(
-                settings,
-                tools=ToolRegistry(),
-                dead_letters=FileDeadLetterStore(settings.resolved_dead_letter_dir()),
-                artifacts=store,
-            )
-            queue = "bench"
-            worker = build_worker(
-                client,
-                settings,
+        settings = Settings(data_dir=tmp, model_provider="offline")
+        # As `worker.py` starts a worker: redactor, logging, tracer and meter providers.
+        init_telemetry(settings)
+        store = FileArtifactStore(settings.resolved_artifact_dir())
+        # The engine's own converter (redaction, artifact store) for both batches: same worker, same costs.
+        client = Client(
+            env.client.service_client,
+            namespace=env.client.namespace,
+            data_converter=data_converter(settings),
+        )
+        ours = build_activities(
+            settings,
+            tools=ToolRegistry(),
+            dead_letters=FileDeadLetterStore(settings.resolved_dead_letter_dir()),
+            artifacts=store,
+        )
+        queue = "bench"
+        worker = build_worker(
+            client,
+            settings,
+            task_queue=queue,
+            activities=[*ours, noop],
+            workflows=[*__import__("worker").WORKFLOWS, *BARE_WORKFLOWS],
+        )
+        async with worker:
+            sample: RunResult = await client.execute_workflow(
+                "AgentRunWorkflow",
+                RunRequest(
+                    blueprint="algorithm-explainer",
+                    input={"title": "Sample", "statement": STATEMENT},
+                    provider="offline",
+                    # Stamped as the factory line stamps its children, so that it runs as they do.
+                    revision=RUN_REVISION,
+                ),
+                id="bench-sample",
                 task_queue=queue,
-                activities=[*ours, noop],
-                workflows=[*__import__("worker").WORKFLOWS, *BARE_WORKFLOWS],
+                result_type=RunResult,
             )
-            async with worker:
-                sample: RunResult = await client.execute_workflow(
-                    "AgentRunWorkflow",
-                    RunRequest(
-                        blueprint="algorithm-explainer",
-                        input={"title": "Sample", "statement": STATEMENT},
-                        provider="offline",
-                        # Stamped as the factory line stamps its children, so that it runs as they do.
-                        revision=RUN_REVISION,
-                    ),
-                    id="bench-sample",
+            assert sample.state == "COMPLETE", sample.error
+            per_item = sample.model_calls + sample.tool_calls
+            upserts = await _upserts(client, "bench-sample") if bare_visibility else 0
+            # One bare item too, so that neither side pays its first run's imports in the timing.
+            item_workflow = "BenchBareItem" + ("Visible" if bare_visibility else "")
+            item_workflow += "Unsandboxed" if bare_unsandboxed else ""
+            suffix = "Unsandboxed" if bare_unsandboxed else ""
+            await client.execute_workflow(
+                item_workflow,
+                VisibleItem(activities=per_item, upserts=upserts) if upserts else per_item,
+                id="bench-bare-sample",
+                task_queue=queue,
+                result_type=int,
+            )
+            inputs = [{"title": f"Problem {i}", "statement": STATEMENT} for i in range(items)]
+
+            async def ours_batch() -> Any:
+                handle = await start_batch(
+                    client,
+                    "algorithm-explainer",
+                    inputs,
+                    settings=settings,
+                    concurrency=concurrency,
+                    batch_id="bench-ours",
                     task_queue=queue,
-                    result_type=RunResult,
+                    provider="offline",
+                    items_per_run=items_per_run,
                 )
-                assert sample.state == "COMPLETE", sample.error
-                per_item = sample.model_calls + sample.tool_calls
-                upserts = await _upserts(client, "bench-sample") if bare_visibility else 0
-                # One bare item too, so that neither side pays its first run's imports in the timing.
-                item_workflow = "BenchBareItem" + ("Visible" if bare_visibility else "")
-                item_workflow += "Unsandboxed" if bare_unsandboxed else ""
-                suffix = "Unsandboxed" if bare_unsandboxed else ""
-                await client.execute_workflow(
-                    item_workflow,
-                    VisibleItem(activities=per_item, upserts=upserts) if upserts else per_item,
-                    id="bench-bare-sample",
+                return await handle.result()
+
+            async def bare_batch(part: str, total: int) -> Any:
+                return await client.execute_workflow(
+                    f"BenchBareBatch{suffix}",
+                    BareBatch(
+                        total=total,
+                        activities_per_item=per_item,
+                        concurrency=concurrency,
+                        items_per_run=items_per_run,
+                        item_workflow=item_workflow,
+                        upserts_per_item=upserts,
+                    ),
+                    id=f"bench-bare-{part}",
                     task_queue=queue,
                     result_type=int,
                 )
-                inputs = [{"title": f"Problem {i}", "statement": STATEMENT} for i in range(items)]
 
-                async def ours_batch() -> Any:
-                    handle = await start_batch(
-                        client,
-                        "algorithm-explainer",
-                        inputs,
-                        settings=settings,
-                        concurrency=concurrency,
-                        batch_id="bench-ours",
-                        task_queue=queue,
-                        provider="offline",
-                        items_per_run=items_per_run,
-                    )
-                    return await handle.result()
-
-                async def bare_batch(part: str, total: int) -> Any:
-                    return await client.execute_workflow(
-                        f"BenchBareBatch{suffix}",
-                        BareBatch(
-                            total=total,
-                            activities_per_item=per_item,
-                            concurrency=concurrency,
-                            items_per_run=items_per_run,
-                            item_workflow=item_workflow,
-                            upserts_per_item=upserts,
-                        ),
-                        id=f"bench-bare-{part}",
-                        task_queue=queue,
-                        result_type=int,
-                    )
-
-                # The dev server slows as its database fills, so whatever runs second is at a
-                # disadvantage: bare runs half its items before ours and half after, which puts both
-                # at the same average server size.
-                first, second = items // 2, items - items // 2
-                bare = [_Timed(), _Timed()]
-                ours_t = _Timed()
-                summary = None
-                if only != "ours" and first:
-                    bare[0].can = await bare[0].measure(bare_batch("before", first))
-                if only != "bare":
-                    summary = await ours_t.measure(ours_batch())
-                if only != "ours":
-                    bare[1].can = await bare[1].measure(bare_batch("after", second))
-            runs, most_events = await _max_history_length(client, "bench-ours")
-            # Counted in the histories: ours as the sample run made them, bare as its sample item did.
-            ours_upserts = await _upserts(client, "bench-sample")
-            bare_upserts = await _upserts(client, "bench-bare-sample")
+            # The dev server slows as its database fills, so whatever runs second is at a
+            # disadvantage: bare runs half its items before ours and half after, which puts both
+            # at the same average server size.
+            first, second = items // 2, items - items // 2
+            bare = [_Timed(), _Timed()]
+            ours_t = _Timed()
+            summary = None
+            if only != "ours" and first:
+                bare[0].can = await bare[0].measure(bare_batch("before", first))
+            if only != "bare":
+                summary = await ours_t.measure(ours_batch())
+            if only != "ours":
+                bare[1].can = await bare[1].measure(bare_batch("after", second))
+        runs, most_events = await _max_history_length(client, "bench-ours")
+        # Counted in the histories: ours as the sample run made them, bare as its sample item did.
+        ours_upserts = await _upserts(client, "bench-sample")
+        bare_upserts = await _upserts(client, "bench-bare-sample")
     finally:
         await env.shutdown()
     bare_s = bare[0].seconds + bare[1].seconds
@@ -226,6 +246,7 @@ async def bench(
         "items": items,
         "concurrency": concurrency,
         "items_per_run": items_per_run,
+        "server_db": server_db,
         "model_turns_and_tool_calls_per_item": per_item,
         "ours": {
             "seconds": round(ours_t.seconds, 1),
@@ -270,6 +291,12 @@ def main() -> None:
         action="store_true",
         help="bare items also upsert search attributes as often as one of our runs (default: none)",
     )
+    parser.add_argument(
+        "--server-db",
+        choices=("memory", "file"),
+        default="memory",
+        help="the dev server's persistence: in memory, or a SQLite file with the embedded default's pragmas",
+    )
     args = parser.parse_args()
     figures = asyncio.run(
         bench(
@@ -279,6 +306,7 @@ def main() -> None:
             args.only,
             args.bare_unsandboxed,
             args.bare_visibility,
+            args.server_db,
         )
     )
     if args.json:

