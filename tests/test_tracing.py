@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextvars
+import logging
 from pathlib import Path
 
+import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import StatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from activities.bundle import build_activities
 from activities.models.base import ProviderRegistry
 from activities.models.offline import OfflineProvider
-from observability import redaction
+from contracts.model import ToolCall
+from observability import redaction, tracing
 from observability.setup import init_telemetry
 from starter import make_request, start_run
 from tests.fakes.telemetry import (
@@ -23,6 +29,7 @@ from tests.fakes.telemetry import (
     spans_of_trace,
 )
 from worker import build_worker
+from workflows.telemetry import RunTelemetry
 
 
 def _by_name(spans: list[ReadableSpan]) -> dict[str, list[ReadableSpan]]:
@@ -274,3 +281,58 @@ async def test_an_escalated_tool_call_is_counted_and_its_span_carries_the_policy
     assert payment.attributes["factory.tool.decision"] == "approval_required"
     assert payment.attributes["factory.tool.policy_rule"] == "big-payments"
     assert payment.attributes["factory.tool.status"] == "ok"
+
+
+def _tool_spans(call_id: str) -> list[ReadableSpan]:
+    tracing.tracer_provider().force_flush()
+    return [
+        s
+        for s in memory_spans().get_finished_spans()
+        if (s.attributes or {}).get("gen_ai.tool.call.id") == call_id
+    ]
+
+
+def _detach_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "detach" in r.getMessage().lower()]
+
+
+def test_a_tool_span_closed_by_an_eviction_logs_no_error_and_is_left_unended(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    memory_spans()
+    telemetry = RunTelemetry()
+    # An eviction closes the workflow's coroutine outside the context the span was attached in.
+    evicted = telemetry.tool_span(ToolCall(id="call-evicted", name="lookup", arguments={}), ["lookup"])
+    contextvars.copy_context().run(evicted.__enter__)
+    with caplog.at_level(logging.ERROR):
+        evicted.gen.close()
+    assert _detach_errors(caplog) == []
+    assert _tool_spans("call-evicted") == []  # the run replays elsewhere and opens it again
+
+    # The control: OpenTelemetry's own context manager, closed the same way, logs the error.
+    plain = trace.get_tracer("tests").start_as_current_span("plain")
+    contextvars.copy_context().run(plain.__enter__)
+    with caplog.at_level(logging.ERROR):
+        plain.gen.close()  # type: ignore[attr-defined]
+    assert _detach_errors(caplog), "the eviction was not reproduced"
+
+
+def test_a_tool_span_ends_with_its_decision_and_records_a_failure() -> None:
+    memory_spans()
+    telemetry = RunTelemetry()
+    with telemetry.tool_span(ToolCall(id="call-ok", name="lookup", arguments={}), ["lookup"]) as seen:
+        seen.decided("denied", "deny-lookup")
+    with pytest.raises(RuntimeError):
+        with telemetry.tool_span(ToolCall(id="call-boom", name="lookup", arguments={}), ["lookup"]):
+            raise RuntimeError("boom")
+
+    [ok] = _tool_spans("call-ok")
+    assert ok.name == "execute_tool lookup"
+    attributes = ok.attributes or {}
+    assert attributes["factory.tool.decision"] == "denied"
+    assert attributes["factory.tool.policy_rule"] == "deny-lookup"
+    [boom] = _tool_spans("call-boom")
+    assert boom.status.status_code is StatusCode.ERROR
+    assert boom.status.description == "RuntimeError: boom"
+    assert [event.name for event in boom.events] == ["exception"]
+    assert trace.get_current_span() is trace.INVALID_SPAN  # nothing left attached

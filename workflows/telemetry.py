@@ -117,7 +117,7 @@ class RunTelemetry:
     def tool_span(self, call: ToolCall, allowed: list[str]) -> Iterator[ToolObservation]:
         """An `execute_tool {name}` span around the gate and the tool's activity."""
         decision = tool_decision(call, allowed)
-        with trace.get_tracer(TRACER_NAME).start_as_current_span(
+        span = trace.get_tracer(TRACER_NAME).start_span(
             f"execute_tool {call.name}",
             attributes={
                 "gen_ai.operation.name": "execute_tool",
@@ -125,13 +125,28 @@ class RunTelemetry:
                 "gen_ai.tool.call.id": call.id,
                 "factory.tool.decision": decision,
             },
-        ) as span:
-            observation = ToolObservation(span, call.name, decision)
-            self._tools[id(call)] = observation
-            try:
-                yield observation
-            finally:
-                self._tools.pop(id(call), None)
+        )
+        token = context.attach(trace.set_span_in_context(span))
+        observation = ToolObservation(span, call.name, decision)
+        self._tools[id(call)] = observation
+        evicted = False
+        try:
+            yield observation
+        except GeneratorExit:
+            # The workflow was evicted with the call in flight: its coroutine is being closed,
+            # perhaps in another thread. The run goes on from history elsewhere and opens this
+            # span again there, so this copy is left unended, like an evicted run's state span.
+            evicted = True
+            raise
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            self._tools.pop(id(call), None)
+            _reset_quietly(token)
+            if not evicted:
+                span.end()
 
     def policy_decided(self, call: ToolCall, verdict: str, rule: str) -> None:
         """The tool policy judged `call` (inside its `tool_span`)."""
@@ -164,13 +179,17 @@ class RunTelemetry:
 
     def _close_state(self) -> None:
         if self._token is not None:
-            try:
-                # What `context.detach` does, minus its error log when the token belongs to another
-                # contextvars.Context (a workflow evicted mid-run is finalized elsewhere).
-                self._token.var.reset(self._token)
-            except ValueError:
-                pass
+            _reset_quietly(self._token)
             self._token = None
         if self._span is not None:
             self._span.end()
             self._span = None
+
+
+def _reset_quietly(token: contextvars.Token[Any]) -> None:
+    """What `context.detach` does, minus its error log when the token belongs to another
+    contextvars.Context (a workflow evicted mid-run is finalized elsewhere)."""
+    try:
+        token.var.reset(token)
+    except ValueError:
+        pass
