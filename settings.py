@@ -162,6 +162,10 @@ class Settings(BaseSettings):
     """Base64 AES-256 key: when set, every payload entering Temporal history is AES-GCM encrypted."""
     payload_encryption_key_id: str = "default"
     """Id of `payload_encryption_key`, written into each encrypted payload's metadata (for rotation)."""
+    payload_compression_min_bytes: int | None = Field(default=None, ge=0)
+    """When set, payloads at least this large (up to the artifact threshold) enter Temporal history
+    zlib-compressed; the UI then needs the codec server to show them. None: every payload stays
+    readable JSON in history (compressed ones already written are still decoded)."""
     codec_server_port: int = 8081
     """Port of the codec server (`python -m observability.codec_server`) the Temporal UI calls to decode."""
     codec_server_cors_origins: list[str] = Field(default_factory=lambda: ["http://localhost:8233"])

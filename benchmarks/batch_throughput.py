@@ -1,7 +1,8 @@
 """Factory-line throughput against bare Temporal, side by side on one dev server.
 
     PYTHONPATH=. python benchmarks/batch_throughput.py [--items 10000] [--concurrency 50] [--json]
-        [--server-db memory|file] [--server-metrics] [--bare-visibility] [--bare-unsandboxed] [--only ours|bare]
+        [--server-db memory|file] [--server-metrics] [--compress-min-bytes N] [--bare-visibility]
+        [--bare-unsandboxed] [--only ours|bare]
 
 1. Ours: `FactoryLineWorkflow` runs N items of `algorithm-explainer` on the offline model, each a child
    `AgentRunWorkflow` (validation, planning, execution, compose, review), continuing as new every
@@ -20,7 +21,9 @@ shows how much of the gap is this visibility, which costs the dev server a visib
 `--server-db file` persists the dev server to a SQLite file with the embedded default's pragmas
 (what `./run` starts) instead of in memory. `--server-metrics` adds what the dev server reported
 doing per item (its Prometheus metrics): mutable-state updates, history reads, visibility writes,
-and the history and mutable-state bytes it wrote and read.
+and the history and mutable-state bytes it wrote and read. `--compress-min-bytes N` runs the
+worker and client with `payload_compression_min_bytes=N` (payloads of N bytes or more enter history
+zlib-compressed; bare's are all smaller than 1 KB).
 Prints items/s for each, the ratio (target ≥ 0.8), how often each continued as new, the largest
 history length seen in any single run of our batch workflow, and the CPU each side spent per item
 in this process (worker and client) and in the dev server: on a shared machine the CPU figures
@@ -71,6 +74,7 @@ class Options:
     bare_visibility: bool = False
     server_db: str = "memory"
     server_metrics: bool = False
+    compress_min_bytes: int | None = None
 
 
 class _Timed:
@@ -149,7 +153,9 @@ async def _bench(tmp: Path, options: Options) -> dict[str, Any]:
     metrics_port = free_port() if options.server_metrics else None
     env = await start_dev_server(tmp / "temporal.db" if options.server_db == "file" else None, metrics_port)
     try:
-        settings = Settings(data_dir=tmp, model_provider="offline")
+        settings = Settings(
+            data_dir=tmp, model_provider="offline", payload_compression_min_bytes=options.compress_min_bytes
+        )
         # As `worker.py` starts a worker: redactor, logging, tracer and meter providers.
         init_telemetry(settings)
         store = FileArtifactStore(settings.resolved_artifact_dir())
@@ -261,6 +267,7 @@ async def _bench(tmp: Path, options: Options) -> dict[str, Any]:
         "concurrency": concurrency,
         "items_per_run": items_per_run,
         "server_db": options.server_db,
+        "payload_compression_min_bytes": options.compress_min_bytes,
         "model_turns_and_tool_calls_per_item": per_item,
         "ours": {
             "seconds": round(ours_t.seconds, 1),
@@ -318,6 +325,13 @@ def main() -> None:
         action="store_true",
         help="also report what the dev server did per item: updates, reads, visibility writes, bytes",
     )
+    parser.add_argument(
+        "--compress-min-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="compress payloads of N bytes or more into history (payload_compression_min_bytes; default off)",
+    )
     args = parser.parse_args()
     figures = asyncio.run(
         bench(
@@ -330,6 +344,7 @@ def main() -> None:
                 bare_visibility=args.bare_visibility,
                 server_db=args.server_db,
                 server_metrics=args.server_metrics,
+                compress_min_bytes=args.compress_min_bytes,
             )
         )
     )

@@ -1,8 +1,12 @@
-"""What happens to payloads on their way into Temporal history: redaction, then optional encryption.
+"""What happens to payloads on their way into Temporal history: redaction, then optional
+compression, then optional encryption.
 
 - `RedactionCodec` blanks sensitive fields and secret text in every JSON payload the client or a
   worker sends (workflow input, activity inputs and results, results, failure details), so a
   secret never reaches history. It is one-way: what was blanked stays blank.
+- `CompressionCodec` (zlib, from `payload_compression_min_bytes`) shrinks large payloads: model
+  requests, outputs, child results. Less history for the server to write, hold and send back; the
+  UI then needs the codec server to show those payloads.
 - `EncryptionCodec` (AES-256-GCM, key from settings, key id in each payload's metadata) makes the
   history at rest unreadable without the key. The codec server (`observability.codec_server`)
   lets the Temporal UI show decoded payloads to operators who hold the key.
@@ -16,6 +20,7 @@ import base64
 import dataclasses
 import json
 import os
+import zlib
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -29,6 +34,9 @@ from observability import redaction
 from settings import Settings
 
 ENCRYPTED_ENCODING = b"binary/encrypted"
+COMPRESSED_ENCODING = b"binary/zlib"
+# Already compressed or encrypted: zlib would only add its header.
+_OPAQUE_ENCODINGS = (COMPRESSED_ENCODING, ENCRYPTED_ENCODING)
 KEY_ID_METADATA = "encryption-key-id"
 _NONCE_BYTES = 12
 
@@ -109,6 +117,52 @@ class EncryptionCodec(PayloadCodec):
         return Payload.FromString(cipher.decrypt(data[:_NONCE_BYTES], data[_NONCE_BYTES:], key_id.encode()))
 
 
+class CompressionCodec(PayloadCodec):
+    """zlib over each whole serialized payload from `min_bytes` up to `max_bytes`; decoding always.
+
+    Off (`min_bytes` None), it compresses nothing but still decompresses, so history written while
+    compression was on stays readable after it is turned off. Payloads over `max_bytes` (the
+    artifact store's threshold) are left whole for the store, which takes them by their real
+    size; a payload that would not shrink is left as it is."""
+
+    def __init__(self, min_bytes: int | None, max_bytes: int | None = None, level: int = 1) -> None:
+        self._min_bytes = min_bytes
+        self._max_bytes = max_bytes
+        self._level = level
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CompressionCodec:
+        """The codec for `payload_compression_min_bytes`, bounded by the artifact threshold."""
+        return cls(settings.payload_compression_min_bytes, settings.artifact_threshold_bytes)
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.compress(p) for p in payloads]
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return [self.decompress(p) for p in payloads]
+
+    def compress(self, payload: Payload) -> Payload:
+        """One payload, compressed when it is in the size range and shrinks."""
+        size = len(payload.data)
+        if self._min_bytes is None or size < self._min_bytes:
+            return payload
+        if (self._max_bytes is not None and size > self._max_bytes) or payload.metadata.get(
+            "encoding"
+        ) in _OPAQUE_ENCODINGS:
+            return payload
+        whole = payload.SerializeToString()
+        packed = zlib.compress(whole, self._level)
+        if len(packed) >= len(whole):
+            return payload
+        return Payload(metadata={"encoding": COMPRESSED_ENCODING}, data=packed)
+
+    def decompress(self, payload: Payload) -> Payload:
+        """One payload, decompressed (payloads that were never compressed pass)."""
+        if payload.metadata.get("encoding") != COMPRESSED_ENCODING:
+            return payload
+        return Payload.FromString(zlib.decompress(payload.data))
+
+
 class SharedPydanticPayloadConverter(PydanticPayloadConverter):
     """The pydantic payload converter, built once per process.
 
@@ -177,12 +231,13 @@ class EncryptedFailureConverter(RedactingFailureConverter):
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """The pydantic data converter with redaction always on, encryption when a key is set, and
-    payloads over the threshold moved to the artifact store last (so the store holds ciphertext)."""
+    """The pydantic data converter with redaction always on, compression and encryption as
+    settings say, and payloads over the threshold moved to the artifact store last (so the store
+    holds ciphertext). Compressed payloads are always decoded, whatever the setting now is."""
     from activities.artifacts import ArtifactCodec, FileArtifactStore
 
     encryption = EncryptionCodec.from_settings(settings)
-    codecs: list[PayloadCodec] = [RedactionCodec()]
+    codecs: list[PayloadCodec] = [RedactionCodec(), CompressionCodec.from_settings(settings)]
     if encryption is not None:
         codecs.append(encryption)
     store = FileArtifactStore(settings.resolved_artifact_dir())

@@ -1,6 +1,6 @@
-"""A small codec server: the Temporal UI posts encrypted payloads
+"""A small codec server: the Temporal UI posts encrypted or compressed payloads
 to `/decode` and gets them back readable, so only operators who can reach a server holding the key
-see the data. `/encode` is the reverse (the UI uses it to send signals with encoded input).
+see encrypted data. `/encode` is the reverse (the UI uses it to send signals with encoded input).
 
     python -m observability.codec_server                 # listens on 127.0.0.1:$CODEC_SERVER_PORT
     python -m observability.codec_server --generate-key  # prints a new PAYLOAD_ENCRYPTION_KEY
@@ -25,7 +25,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
-from observability.codec import EncryptionCodec
+from observability.codec import CodecChain, CompressionCodec, EncryptionCodec
 from settings import Settings, get_settings
 
 _MAX_BODY = 8 * 1024 * 1024
@@ -148,12 +148,14 @@ def _handler_for(server: CodecServer) -> type[BaseHTTPRequestHandler]:
 
 
 def from_settings(settings: Settings, port: int | None = None) -> CodecServer:
-    """The codec server for the configured key (raises when encryption is not configured)."""
-    codec = EncryptionCodec.from_settings(settings)
-    if codec is None:
-        raise SystemExit("PAYLOAD_ENCRYPTION_KEY is not set: there is nothing to decode")
+    """The codec server for the configured codecs: compressed payloads always, encrypted ones
+    with the configured key (without one, encrypted payloads come back as they are)."""
+    encryption = EncryptionCodec.from_settings(settings)
+    codecs: list[PayloadCodec] = [CompressionCodec.from_settings(settings)]
+    if encryption is not None:
+        codecs.append(encryption)
     return CodecServer(
-        codec,
+        CodecChain(codecs),
         port=settings.codec_server_port if port is None else port,
         cors_origins=settings.codec_server_cors_origins,
         token=settings.codec_server_token,
@@ -164,7 +166,9 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m observability.codec_server [--port P] [--generate-key]`."""
     from observability.codec import generate_key
 
-    parser = argparse.ArgumentParser(description="Temporal codec server for encrypted AI Factory payloads")
+    parser = argparse.ArgumentParser(
+        description="Temporal codec server for encrypted or compressed AI Factory payloads"
+    )
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--generate-key", action="store_true", help="print a new base64 AES-256 key and exit")
     args = parser.parse_args(argv)
