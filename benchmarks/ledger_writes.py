@@ -25,8 +25,10 @@ from typing import Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from activities.ledger import Ledger, ModelCallRecord, schema
+from activities.ledger.db import sqlite_pragmas
 from contracts.cost import TransitionEvent
 
 
@@ -94,18 +96,23 @@ async def bench(writes: int, concurrency: int) -> dict[str, Any]:
         thread.shutdown(wait=True)
         engine.dispose()
 
-        other = Ledger(f"sqlite+aiosqlite:///{Path(tmp) / 'async.sqlite3'}")
-        await other.upgrade()
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'async.sqlite3'}"
+        migrated = Ledger(url)
+        await migrated.upgrade()
+        await migrated.close()
+        # Pooled, as the ledger's async engine was when it wrote (it pools nothing now).
+        pooled = create_async_engine(url)
+        sqlite_pragmas(pooled.sync_engine)
         lock = asyncio.Lock()  # one SQLite writer at a time, as the ledger queued them
 
         async def via_async_driver(i: int) -> None:
             row, rows = rows_of(i)
-            async with lock, other.engine.begin() as conn:
+            async with lock, pooled.begin() as conn:
                 await conn.execute(calls, row)
                 await conn.execute(transitions, rows)
 
         statement_by_statement = await _timed(writes, concurrency, via_async_driver)
-        await other.close()
+        await pooled.dispose()
     return {
         "writes": writes,
         "concurrency": concurrency,

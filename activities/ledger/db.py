@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from activities.ledger import schema
 from activities.ledger.records import (
@@ -59,15 +60,23 @@ def create_engine_for(url: str) -> AsyncEngine:
     """An async engine; SQLite files get WAL and a busy timeout so concurrent activities queue
     for the write lock instead of failing."""
     # A local SQLite file has no connection to lose: pinging it before every write only costs a
-    # round trip through aiosqlite's thread. Network databases keep the ping.
+    # round trip through aiosqlite's thread. Network databases keep the ping. SQLite's async engine
+    # serves migrations and reads only (writes go through the sync engine on the writer thread),
+    # so it pools nothing: an aiosqlite connection left in a pool keeps a thread, and if it is
+    # garbage-collected during a workflow activation its close lands on the workflow's loop.
     sqlite_file = url.startswith("sqlite")
-    engine = create_async_engine(url, pool_pre_ping=not sqlite_file)
+    if sqlite_file:
+        engine = create_async_engine(url, poolclass=NullPool)
+    else:
+        engine = create_async_engine(url, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
-        _sqlite_pragmas(engine.sync_engine)
+        sqlite_pragmas(engine.sync_engine)
     return engine
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def sqlite_pragmas(engine: Engine) -> None:
+    """WAL, normal sync and a busy timeout on every new connection of `engine`."""
+
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -102,7 +111,7 @@ class Ledger:
         self._sync_engine: Engine | None = None
         if self.dialect == "sqlite":
             self._sync_engine = create_engine(self.engine.url.set(drivername="sqlite"))
-            _sqlite_pragmas(self._sync_engine)
+            sqlite_pragmas(self._sync_engine)
             self._writer = GroupWriter(self._sync_engine)
 
     @classmethod

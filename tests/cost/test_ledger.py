@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from activities.ledger import (
     DeadLetterRecord,
@@ -226,3 +229,26 @@ async def test_cost_reports_group_spend_and_outcomes_on_both_dialects(ledger: Le
     [row] = [r for r in await outcomes(ledger) if r["blueprint"] == blueprint]
     assert (row["runs"], row["successes"], row["success_rate"], row["budget_stops"]) == (2, 1, 0.5, 1)
     assert row["cost_per_success_usd"] == 1.0
+
+
+async def test_an_idle_sqlite_ledger_holds_no_aiosqlite_connection(tmp_path: Path) -> None:
+    """A pooled aiosqlite connection keeps a thread, and one garbage-collected during a workflow
+    activation closes on the workflow's loop (which refuses it): after migrating, writing and
+    reading, an idle SQLite ledger keeps none."""
+
+    def aiosqlite_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if "_connection_worker_thread" in t.name]
+
+    before = aiosqlite_threads()
+    ledger = Ledger(f"sqlite+aiosqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        await ledger.upgrade()
+        await ledger.record_transitions(run_id := rid(), [transition(0, "INTAKE")])
+        assert await ledger.rows(schema.state_transitions, run_id=run_id) != []
+        for _ in range(50):  # a closed connection's thread ends once its queue drains
+            if aiosqlite_threads() == before:
+                break
+            await asyncio.sleep(0.01)
+        assert aiosqlite_threads() == before
+    finally:
+        await ledger.close()
