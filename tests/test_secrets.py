@@ -20,6 +20,7 @@ from observability import redaction
 from observability.logs import configure_logging, get_logger
 from observability.redaction import Redactor
 from observability.setup import init_telemetry
+from policies.routing import DEFAULT_MODELS
 from settings import Settings
 from starter import make_request, start_run
 from tests.fakes.provider_server import (
@@ -137,7 +138,7 @@ async def test_planted_secrets_reach_no_log_span_or_history(
         settings = settings_for_test(
             tmp_path,
             model_provider="anthropic",
-            model_name="claude-sonnet-4-5",
+            model_name=DEFAULT_MODELS["anthropic"],  # a model the SDK does not warn about
             anthropic_api_key=API_KEY,
             anthropic_base_url=server.anthropic_base_url,
             sensitive_fields=[*settings_for_test(tmp_path).sensitive_fields, "customer_pin"],
