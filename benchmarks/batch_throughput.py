@@ -21,7 +21,8 @@ shows how much of the gap is this visibility, which costs the dev server a visib
 `--server-db file` persists the dev server to a SQLite file with the embedded default's pragmas
 (what `./run` starts) instead of in memory. `--server-metrics` adds what the dev server reported
 doing per item (its Prometheus metrics): mutable-state updates, history reads, visibility writes,
-and the history and mutable-state bytes it wrote and read. `--compress-min-bytes N` runs the
+the history and mutable-state bytes it wrote and read, the workers' commands, search attribute
+upserts' visibility tasks and namespace reads, activity timeout timers and child start attempts. `--compress-min-bytes N` runs the
 worker and client with `payload_compression_min_bytes=N` (payloads of N bytes or more enter history
 zlib-compressed; bare's are all smaller than 1 KB).
 Prints items/s for each, the ratio (target ≥ 0.8), how often each continued as new, the largest

@@ -85,6 +85,19 @@ SERVER_METRICS = {
     "history_bytes_written": "event_blob_size_sum",
     "history_bytes_read": "history_size_sum{operation=GetHistory}",
     "mutable_state_bytes_written": "persisted_mutable_state_size_sum",
+    # Workflow commands the workers sent (activities, markers, upserts, child starts, completions).
+    "commands": "command{operation=RespondWorkflowTaskCompleted}",
+    # Visibility records rewritten by a search attribute upsert (the close is counted apart).
+    "visibility_upsert_tasks": "task_requests{operation=VisibilityTaskUpsertExecution}",
+    # Namespace reads from persistence: the server reads the namespace again for every custom
+    # search attribute write (upserts, and starts and closes that carry them).
+    "namespace_reads": "persistence_requests{operation=GetNamespace}",
+    # Activity timeout timers that fired, nearly all after their activity was done. They fire on a
+    # clock (ours: the 20 s heartbeat timeout; bare: 60 s start-to-close), so a timer set in one
+    # side's window may fire in the next one's: read this over a long run, not a short one.
+    "activity_timeout_timers": "task_requests{operation=TimerActiveTaskActivityTimeout}",
+    # Attempts to start a child, retries included (the parent is busy: its lock is taken).
+    "child_start_attempts": "task_attempt_sum{operation=TransferActiveTaskStartChildExecution}",
 }
 
 
