@@ -90,7 +90,8 @@ class ModelActivities:
             if attempt > 1:
                 usage, usd, _ = await self._ledger.failed_attempts_spend(inp.run_id, inp.step_id, attempt)
                 result.failed_attempts_usage, result.failed_attempts_cost_usd = usage, usd
-        _log.info(
+        # DEBUG: each call is also a ledger row and a span; the run's "run finished" line counts them.
+        _log.debug(
             "model call",
             step_id=inp.step_id,
             provider=inp.provider,

@@ -145,6 +145,13 @@ def client_plugins() -> Sequence[OpenTelemetryPlugin]:
     return [OpenTelemetryPlugin(add_temporal_spans=True)]
 
 
+_tracer: trace.Tracer | None = None
+
+
 def get_tracer() -> trace.Tracer:
-    """Our tracer (replay-safe inside workflows)."""
-    return trace.get_tracer(TRACER_NAME)
+    """Our tracer (replay-safe inside workflows), made once: the global provider is set at most once
+    per process, and one asked for before it is set follows it once it is."""
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer(TRACER_NAME)
+    return _tracer

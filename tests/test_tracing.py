@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import contextvars
+import io
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.bundle import build_activities
@@ -17,6 +22,7 @@ from activities.models.base import ProviderRegistry
 from activities.models.offline import OfflineProvider
 from contracts.model import ToolCall
 from observability import redaction, tracing
+from observability.logs import configure_logging
 from observability.setup import init_telemetry
 from starter import make_request, start_run
 from tests.fakes.telemetry import (
@@ -49,15 +55,7 @@ def _parent_name(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> str | No
 async def test_a_whole_run_is_one_trace_with_state_model_and_tool_spans(
     env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workflow_id: str
 ) -> None:
-    settings = settings_for_test(tmp_path)
-    init_telemetry(settings, logs=False, metrics=False)
-    memory_spans()
-    client = observed_client(env.client, settings)
-    await search_attributes_ready(client)
-    catalog = glossary_catalog()
-    providers = ProviderRegistry()
-    providers.register(OfflineProvider(catalog))
-    activities = build_activities(settings, catalog=catalog, tools=lookup_tools(), providers=providers)
+    settings, client, activities = await _glossary_setup(env, tmp_path, metrics=False)
     async with build_worker(client, settings, task_queue=task_queue, activities=activities):
         request = make_request("glossary", input_value={"terms": ["replay", "history"]})
         handle = await start_run(client, request, task_queue=task_queue, workflow_id=workflow_id)
@@ -151,34 +149,51 @@ def test_redacting_span_processor_blanks_secrets_in_attributes_events_and_status
     assert clean.status.description == "boom [redacted]"
 
 
-async def test_replaying_a_run_writes_no_log_line_span_or_metric(
-    env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workflow_id: str
-) -> None:
-    import io
-    import logging
+@contextmanager
+def _captured_logs(level: str) -> Iterator[io.StringIO]:
+    """Log lines (JSON) written meanwhile at `level`, in a string; the root logger restored after."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    previous = root.level
+    handler = configure_logging(level, stream=stream)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
 
-    from prometheus_client import REGISTRY, generate_latest
-    from temporalio.worker import Replayer
 
-    from observability.codec import data_converter
-    from observability.logs import configure_logging
-    from observability.tracing import client_plugins
-    from worker import WORKFLOWS
-    from workflows.sandbox import sandbox_runner
-
+async def _glossary_setup(
+    env: WorkflowEnvironment, tmp_path: Path, *, metrics: bool = True
+) -> tuple[Any, Client, list[Any]]:
+    """Settings, an observed client and the activities of glossary runs on the offline model;
+    spans kept in memory, and with `metrics`, metrics too (no port: the Prometheus registry)."""
     settings = settings_for_test(tmp_path)
-    init_telemetry(settings, logs=False)  # metrics on (no port): the Prometheus registry holds them
+    init_telemetry(settings, logs=False, metrics=metrics)
+    memory_spans()
     client = observed_client(env.client, settings)
     await search_attributes_ready(client)
     catalog = glossary_catalog()
     providers = ProviderRegistry()
     providers.register(OfflineProvider(catalog))
     activities = build_activities(settings, catalog=catalog, tools=lookup_tools(), providers=providers)
-    stream = io.StringIO()
-    root = logging.getLogger()
-    level = root.level
-    handler = configure_logging("INFO", stream=stream)
-    try:
+    return settings, client, activities
+
+
+async def test_replaying_a_run_writes_no_log_line_span_or_metric(
+    env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workflow_id: str
+) -> None:
+    from prometheus_client import REGISTRY, generate_latest
+    from temporalio.worker import Replayer
+
+    from observability.codec import data_converter
+    from observability.tracing import client_plugins
+    from worker import WORKFLOWS
+    from workflows.sandbox import sandbox_runner
+
+    settings, client, activities = await _glossary_setup(env, tmp_path)
+    # DEBUG: every move is logged, so replay has the most lines it could wrongly repeat.
+    with _captured_logs("DEBUG") as stream:
         async with build_worker(client, settings, task_queue=task_queue, activities=activities):
             request = make_request("glossary", input_value={"terms": ["replay"]})
             result = await (
@@ -199,15 +214,49 @@ async def test_replaying_a_run_writes_no_log_line_span_or_metric(
         replay_lines = [line for line in stream.getvalue().splitlines() if workflow_id in line][
             len(live_lines) :
         ]
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
     assert result.state == "COMPLETE" and replay.replay_failure is None
     assert sum('"event": "state ' in line for line in live_lines) == len(result.states_visited) - 1
     assert replay_lines == []
     tracing_provider_flush()
     assert len(memory_spans().get_finished_spans()) == spans_before
     assert _runs_total(generate_latest(REGISTRY).decode()) == runs_before >= 1
+
+
+async def test_at_info_a_healthy_run_logs_one_line_with_its_path_and_a_rejected_one_its_rejection(
+    env: WorkflowEnvironment, tmp_path: Path, task_queue: str, workflow_id: str
+) -> None:
+    import json
+
+    settings, client, activities = await _glossary_setup(env, tmp_path)
+    rejected_id = f"{workflow_id}-rejected"
+    with _captured_logs("INFO") as stream:
+        async with build_worker(client, settings, task_queue=task_queue, activities=activities):
+            good = make_request("glossary", input_value={"terms": ["replay", "shard"]})
+            result = await (
+                await start_run(client, good, task_queue=task_queue, workflow_id=workflow_id)
+            ).result()
+            bad = make_request("glossary", input_value={"terms": "not a list"})
+            rejected = await (
+                await start_run(client, bad, task_queue=task_queue, workflow_id=rejected_id)
+            ).result()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+    assert result.state == "COMPLETE" and result.model_calls >= 2
+    healthy = [entry for entry in lines if entry.get("workflow_id") == workflow_id]
+    events = [entry["event"] for entry in healthy]
+    assert not any(str(event).startswith("state ") or event == "model call" for event in events), events
+    [finished] = [entry for entry in healthy if entry["event"] == "run finished"]
+    assert finished["level"] == "info" and finished["final_state"] == "COMPLETE"
+    assert finished["states"] == result.states_visited
+    assert (finished["model_calls"], finished["tool_calls"]) == (result.model_calls, result.tool_calls)
+
+    assert rejected.state == "REJECTED"
+    moves = [entry for entry in lines if entry.get("workflow_id") == rejected_id]
+    assert [entry["event"].split(" (")[0] for entry in moves if entry["event"].startswith("state ")] == [
+        "state REJECTED"
+    ]
+    [finished] = [entry for entry in moves if entry["event"] == "run finished"]
+    assert finished["states"] == rejected.states_visited and finished["final_state"] == "REJECTED"
 
 
 def tracing_provider_flush() -> None:

@@ -72,7 +72,7 @@ from workflows.search_attributes import (
     FACTORY_TENANT,
     SearchAttributePublisher,
 )
-from workflows.telemetry import RunTelemetry
+from workflows.telemetry import RunTelemetry, state_log_level
 
 #: Runs recorded before failures escalated ended FAILED here; they replay that way.
 ESCALATE_FAILURES_PATCH = "escalate-planning-and-review-failures"
@@ -246,6 +246,9 @@ class AgentRunWorkflow:
             self._cost_usd,
             workflow.now(),
             self._error.code if self._error else None,
+            states=self._record.states_visited,
+            model_calls=self._model_calls,
+            tool_calls=self._tool_calls,
         )
         complete = self._record.state is RunState.COMPLETE
         with self._search.held():
@@ -372,7 +375,7 @@ class AgentRunWorkflow:
         self._telemetry.enter_state(target.value, reason)
         self._outbox.add(source, target.value, at, reason)
         self._search.set((FACTORY_STATE, target.value))
-        workflow.logger.info("state %s (%s)", target.value, reason)
+        workflow.logger.log(state_log_level(target.value), "state %s (%s)", target.value, reason)
 
     def _end(self, target: RunState, error: ErrorInfo) -> None:
         self._error = error

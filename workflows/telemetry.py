@@ -11,6 +11,7 @@ interceptor carries both into every activity started in that state, and log line
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -27,6 +28,27 @@ from observability import metrics
 from observability.keys import BAGGAGE_BLUEPRINT, BAGGAGE_STATE
 
 TRACER_NAME = "ai_factory.workflow"
+
+#: States whose entry is logged at INFO: what an operator acts on or should notice. The others
+#: (the way a healthy run walks) are logged at DEBUG; at INFO a run's path is in its
+#: "run finished" line, and every move is also a span, a ledger row and the `FactoryState` attribute.
+NOTABLE_STATES = frozenset({"REVISING", "AWAITING_HUMAN", "REJECTED", "FAILED"})
+
+
+def state_log_level(state: str) -> int:
+    """The level a move into `state` is logged at."""
+    return logging.INFO if state in NOTABLE_STATES else logging.DEBUG
+
+
+_tracer: trace.Tracer | None = None
+
+
+def _workflow_tracer() -> trace.Tracer:
+    """The workflow tracer, made once (the global provider is set at most once per process)."""
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer(TRACER_NAME)
+    return _tracer
 
 
 #: The tool policy's verdicts as the `decision` label of tool metrics and spans.
@@ -93,7 +115,7 @@ class RunTelemetry:
     def enter_state(self, state: str, reason: str = "") -> None:
         """End the previous state's span and open (and make current) the new state's."""
         self._close_state()
-        tracer = trace.get_tracer(TRACER_NAME)
+        tracer = _workflow_tracer()
         info = workflow.info()
         span = tracer.start_span(
             f"state {state}",
@@ -117,7 +139,7 @@ class RunTelemetry:
     def tool_span(self, call: ToolCall, allowed: list[str]) -> Iterator[ToolObservation]:
         """An `execute_tool {name}` span around the gate and the tool's activity."""
         decision = tool_decision(call, allowed)
-        span = trace.get_tracer(TRACER_NAME).start_span(
+        span = _workflow_tracer().start_span(
             f"execute_tool {call.name}",
             attributes={
                 "gen_ai.operation.name": "execute_tool",
@@ -161,8 +183,19 @@ class RunTelemetry:
             self._span.set_attribute("factory.escalation.id", packet.escalation_id)
         metrics.record_escalation(blueprint=self._blueprint, reason=packet.kind)
 
-    def finish(self, state: str, cost_usd: float, now: datetime, error_code: str | None = None) -> None:
-        """The run ended: close the last state span and record the run's metrics (once, not on replay)."""
+    def finish(
+        self,
+        state: str,
+        cost_usd: float,
+        now: datetime,
+        error_code: str | None = None,
+        *,
+        states: list[str] | None = None,
+        model_calls: int = 0,
+        tool_calls: int = 0,
+    ) -> None:
+        """The run ended: close the last state span, record the run's metrics and log its one INFO
+        line, with the states it walked (once each, not on replay)."""
         if self._span is not None and error_code:
             self._span.set_attribute("factory.error_code", error_code)
             if state != "COMPLETE":
@@ -173,7 +206,15 @@ class RunTelemetry:
         )
         # Logged before the state's context closes, so the line still carries state and blueprint.
         workflow.logger.info(
-            "run finished", extra={"final_state": state, "cost_usd": cost_usd, "duration_s": duration}
+            "run finished",
+            extra={
+                "final_state": state,
+                "states": states or [],
+                "cost_usd": cost_usd,
+                "duration_s": duration,
+                "model_calls": model_calls,
+                "tool_calls": tool_calls,
+            },
         )
         self._close_state()
 
