@@ -127,6 +127,9 @@ def configure_logging(
     handler.setFormatter(formatter(json_lines))
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # The ledger migrates itself when a worker first writes; alembic announces every plugin and
+    # step of that at INFO, more lines than a run writes. Shown at DEBUG only.
+    logging.getLogger("alembic").setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
     # The fields go into structured keys; Temporal's default "(... info ...)" message suffix would
     # only repeat them in free text.
     workflow.logger.workflow_info_on_message = False
