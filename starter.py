@@ -12,7 +12,7 @@ python starter.py revise <workflow_id> [--escalation-id ID] [--by WHO] [--commen
 python starter.py stats [--since 24h] [--json] [--limit N]
 python starter.py costs [--by run|blueprint|model|day] [--limit N] [--json]
 python starter.py db upgrade
-python starter.py batch <blueprint> --items <file.jsonl> [--concurrency N] [--json]
+python starter.py batch <blueprint> --items <file.jsonl> [--concurrency N] [--state-visibility notable|every] [--json]
 python starter.py dlq list|show <id>|redrive <id> [--json]
 python starter.py replay <workflow_id> [--json]
 """
@@ -645,7 +645,12 @@ async def cmd_batch(args: argparse.Namespace, console: Console) -> int:
         return 2
     client = await connect()
     handle = await start_batch(
-        client, args.blueprint, items, concurrency=args.concurrency, version=args.version
+        client,
+        args.blueprint,
+        items,
+        concurrency=args.concurrency,
+        version=args.version,
+        state_visibility=args.state_visibility,
     )
     result_task = asyncio.ensure_future(handle.result())
     if args.json:
@@ -908,6 +913,12 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--items", required=True, help="JSONL file: one run input per line")
     batch.add_argument("--concurrency", type=int, default=None, help="child runs in flight at once")
     batch.add_argument("--version", default=None)
+    batch.add_argument(
+        "--state-visibility",
+        choices=["every", "notable"],
+        default="notable",
+        help="FactoryState of each child: its end and any wait on a person (notable, the default), or every state",
+    )
     batch.add_argument("--json", action="store_true", help="print the final summary as one JSON object")
     dlq = sub.add_parser("dlq", help="dead letters: list, show, re-drive")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python benchmarks/batch_throughput.py [--items 10000] [--concurrency 50] [--json]
         [--server-db memory|file] [--server-metrics] [--compress-min-bytes N] [--bare-visibility]
-        [--bare-unsandboxed] [--only ours|bare]
+        [--bare-unsandboxed] [--only ours|bare] [--state-visibility notable|every]
 
 1. Ours: `FactoryLineWorkflow` runs N items of `algorithm-explainer` on the offline model, each a child
    `AgentRunWorkflow` (validation, planning, execution, compose, review), continuing as new every
@@ -16,15 +16,17 @@ before ours and half after (the server slows as its database fills; this way nei
 the emptier server). Bare runs on the SDK's defaults, in the workflow sandbox; ours run outside it
 (workflows/sandbox.py says why). `--bare-unsandboxed` runs bare outside it too.
 `--bare-visibility` has each bare item also upsert the engine's search attributes as many times as
-the sample run of ours did (the engine records every state a run waits in): the ratio against that
-shows how much of the gap is this visibility, which costs the dev server a visibility write each.
+the sample run of ours did (run with the same `--state-visibility` as the batch): the ratio against
+that shows how much of the gap is this visibility, which costs the dev server a visibility write each.
 `--server-db file` persists the dev server to a SQLite file with the embedded default's pragmas
 (what `./run` starts) instead of in memory. `--server-metrics` adds what the dev server reported
 doing per item (its Prometheus metrics): mutable-state updates, history reads, visibility writes,
 the history and mutable-state bytes it wrote and read, the workers' commands, search attribute
 upserts' visibility tasks and namespace reads, activity timeout timers and child start attempts. `--compress-min-bytes N` runs the
 worker and client with `payload_compression_min_bytes=N` (payloads of N bytes or more enter history
-zlib-compressed; bare's are all smaller than 1 KB).
+zlib-compressed; bare's are all smaller than 1 KB). Ours' items publish `FactoryState` as a
+batch's children do by default, once, at their end; `--state-visibility every` has them publish
+every state they wait in (`BatchRequest.state_visibility`).
 Prints items/s for each, the ratio (target ≥ 0.8), how often each continued as new, the largest
 history length seen in any single run of our batch workflow, and the CPU each side spent per item
 in this process (worker and client) and in the dev server: on a shared machine the CPU figures
@@ -57,6 +59,7 @@ from observability.setup import init_telemetry
 from settings import Settings
 from starter import start_batch
 from worker import build_worker
+from workflows.factory_line import item_workflow_id
 
 STATEMENT = (
     "Given an array of integers and a target, return the indices of the two numbers that add up to it."
@@ -76,6 +79,7 @@ class Options:
     server_db: str = "memory"
     server_metrics: bool = False
     compress_min_bytes: int | None = None
+    state_visibility: str = "notable"
 
 
 class _Timed:
@@ -189,6 +193,7 @@ async def _bench(tmp: Path, options: Options) -> dict[str, Any]:
                     provider="offline",
                     # Stamped as the factory line stamps its children, so that it runs as they do.
                     revision=RUN_REVISION,
+                    state_visibility=options.state_visibility,
                 ),
                 id="bench-sample",
                 task_queue=queue,
@@ -221,6 +226,7 @@ async def _bench(tmp: Path, options: Options) -> dict[str, Any]:
                     task_queue=queue,
                     provider="offline",
                     items_per_run=items_per_run,
+                    state_visibility=options.state_visibility,
                 )
                 return await handle.result()
 
@@ -254,8 +260,8 @@ async def _bench(tmp: Path, options: Options) -> dict[str, Any]:
             if only != "ours":
                 bare[1].can = await bare[1].measure(bare_batch("after", second))
         runs, most_events = await _max_history_length(client, "bench-ours")
-        # Counted in the histories: ours as the sample run made them, bare as its sample item did.
-        ours_upserts = await _upserts(client, "bench-sample")
+        # Counted in the histories: ours as its first item made them, bare as its sample item did.
+        ours_upserts = await _upserts(client, item_workflow_id("bench-ours", 0)) if only != "bare" else 0
         bare_upserts = await _upserts(client, "bench-bare-sample")
     finally:
         await env.shutdown()
@@ -269,6 +275,7 @@ async def _bench(tmp: Path, options: Options) -> dict[str, Any]:
         "items_per_run": items_per_run,
         "server_db": options.server_db,
         "payload_compression_min_bytes": options.compress_min_bytes,
+        "state_visibility": options.state_visibility,
         "model_turns_and_tool_calls_per_item": per_item,
         "ours": {
             "seconds": round(ours_t.seconds, 1),
@@ -333,6 +340,12 @@ def main() -> None:
         metavar="N",
         help="compress payloads of N bytes or more into history (payload_compression_min_bytes; default off)",
     )
+    parser.add_argument(
+        "--state-visibility",
+        choices=("every", "notable"),
+        default="notable",
+        help="each item's FactoryState publication (BatchRequest.state_visibility; default notable, as a batch's)",
+    )
     args = parser.parse_args()
     figures = asyncio.run(
         bench(
@@ -346,6 +359,7 @@ def main() -> None:
                 server_db=args.server_db,
                 server_metrics=args.server_metrics,
                 compress_min_bytes=args.compress_min_bytes,
+                state_visibility=args.state_visibility,
             )
         )
     )

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from contracts.artifacts import ArtifactRef
 from contracts.errors import ErrorInfo
+from contracts.run import StateVisibility
 
 
 class ChildOutcome(BaseModel):
@@ -67,6 +68,12 @@ class BatchRequest(BaseModel):
     dry_run: bool = False
     task_queue: str | None = None
     """Task queue of the child runs; the batch's own when omitted."""
+    state_visibility: StateVisibility = "notable"
+    """Each child run's `RunRequest.state_visibility`. `notable` by default: a batch's live view is
+    its `progress` query, and a child publishes `FactoryState` when it waits on a person and when
+    it ends (a failed child is found by `FactoryState = 'FAILED'` as ever), not at each of its
+    healthy states; each of those is a visibility write the server pays for every item
+    (docs/quality-and-recovery.md, "Throughput"). `every` publishes them all, as a single run does."""
     carry: BatchCarry = Field(default_factory=BatchCarry)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -18,6 +18,9 @@ from contracts.saga import CompensationRecord, SideEffectRecord
 
 #: The engine revision its own starters stamp on new runs (`RunRequest.revision`).
 RUN_REVISION = 2
+
+#: How often a run publishes its state to the `FactoryState` search attribute (`RunRequest.state_visibility`).
+StateVisibility = Literal["every", "notable"]
 
 
 class RunRequest(BaseModel):
@@ -53,6 +56,12 @@ class RunRequest(BaseModel):
     `RUN_REVISION`. Recorded with the run's input, it tells replay which code path the run took
     without a patch marker (a marker costs an event and, through the SDK, a search attribute
     upsert in every run). Runs started without it (0) are decided by the patches, as before."""
+    state_visibility: StateVisibility = "every"
+    """`every`: `FactoryState` holds every state the run waits in. `notable`: a run that needs
+    nobody publishes its attributes once, as it ends; from its first wait on a person or budget
+    alert on, every state, as `every` does (a published value is never stale). Each publication
+    is a history event and a visibility write on the server; the `status` query always answers
+    the current state. For large batches, whose `progress` query is their live view."""
 
 
 class ModelChoice(BaseModel):

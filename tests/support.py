@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Worker
@@ -69,3 +70,15 @@ def local_activity_names(history: WorkflowHistory) -> list[str]:
         if event.HasField("marker_recorded_event_attributes") and marker.marker_name == "core_local_activity":
             names.append(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
     return names
+
+
+def published_states(history: WorkflowHistory) -> list[dict[str, Any]]:
+    """The engine's search attributes each upsert event in `history` set, in order (decoded)."""
+    upserts = []
+    for event in history.events:
+        if event.HasField("upsert_workflow_search_attributes_event_attributes"):
+            fields = event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+            upserts.append(
+                {name: json.loads(fields[name].data) for name in fields if name.startswith("Factory")}
+            )
+    return [u for u in upserts if u]

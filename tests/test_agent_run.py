@@ -18,7 +18,14 @@ from policies.limits import MAX_INPUT_BYTES
 from policies.naming import workspace_name
 from starter import make_request, result_json, send_decision, start_run
 from tests.fakes.scripted import ScriptedProvider, call
-from tests.support import isolated_settings, local_activity_names, run_to_end, running_worker
+from tests.support import (
+    isolated_settings,
+    local_activity_names,
+    published_states,
+    run_to_end,
+    running_worker,
+)
+from workflows.search_attributes import FACTORY_STATE
 
 pytestmark = pytest.mark.e2e
 
@@ -273,6 +280,32 @@ async def test_factory_state_is_upserted_once_per_workflow_task_with_the_last_st
     assert {k.name: v for k, v in ((p.key, p.value) for p in final.typed_search_attributes)}[
         "FactoryState"
     ] == "COMPLETE"
+
+
+async def test_a_notable_run_that_needs_nobody_publishes_its_attributes_once_as_it_ends(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path, workflow_id: str
+) -> None:
+    async with running_worker(env.client, isolated_settings(tmp_path), task_queue):
+        result = await run_to_end(
+            env.client,
+            make_request(
+                "algorithm-explainer", input_value=example("algorithm-explainer"), state_visibility="notable"
+            ),
+            task_queue,
+            workflow_id,
+        )
+    assert result.states_visited == HAPPY_PATH
+    handle = env.client.get_workflow_handle(workflow_id)
+    published = published_states(await handle.fetch_history())
+    # One upsert, in the last workflow task: the end state, with the blueprint, tenant and cost.
+    assert [u.get("FactoryState") for u in published] == ["COMPLETE"]
+    assert (
+        published[0]["FactoryBlueprint"] == "algorithm-explainer"
+        and published[0]["FactoryTenant"] == "default"
+    )
+    assert "FactoryCostUsd" in published[0]
+    final = await handle.describe()
+    assert final.typed_search_attributes.get(FACTORY_STATE) == "COMPLETE"
 
 
 def _patch_ids_and_change_version_upserts(history: WorkflowHistory) -> tuple[list[str], int]:

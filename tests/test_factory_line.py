@@ -17,8 +17,10 @@ from contracts.batch import BatchProgress, BatchRequest, BatchSummary
 from starter import read_items, start_batch
 from tests.fakes import harness
 from tests.fakes.steps import read_jsonl
+from tests.support import published_states
 from tests.test_saga import _start_worker
 from workflows.factory_line import item_workflow_id
+from workflows.search_attributes import FACTORY_STATE
 
 
 def bump_item(i: int, fail: bool = False) -> dict[str, Any]:
@@ -60,6 +62,20 @@ async def test_batch_continues_as_new_and_summarizes_successes_and_failures(
     assert (progress.done, progress.in_flight, progress.total) == (13, 0, 13)
     labels = Counter(e["label"] for e in read_jsonl(tmp_path / "state" / "effects.jsonl"))
     assert labels == Counter({f"item-{i}": 1 for i in range(12)})
+    # Children publish FactoryState as notable runs: a healthy one once, as it ends; a failed or
+    # rejected one is found by its end state, as ever.
+    published = {}
+    for index in (0, 3, 12):
+        child = client.get_workflow_handle(item_workflow_id(workflow_id, index))
+        states = [
+            u["FactoryState"] for u in published_states(await child.fetch_history()) if "FactoryState" in u
+        ]
+        published[index] = (states, (await child.describe()).typed_search_attributes.get(FACTORY_STATE))
+    assert published == {
+        0: (["COMPLETE"], "COMPLETE"),
+        3: (["FAILED"], "FAILED"),
+        12: (["REJECTED"], "REJECTED"),
+    }
 
 
 def test_items_file_errors_name_the_line(tmp_path: Path) -> None:

@@ -30,9 +30,10 @@ from tests.fakes.payments import (
     status,
     stubborn_deleter,
 )
-from tests.support import isolated_settings
+from tests.support import isolated_settings, published_states
 from workflows.agent_run import AgentRunWorkflow
 from workflows.sandbox import sandbox_runner
+from workflows.search_attributes import FACTORY_STATE
 
 pytestmark = pytest.mark.e2e
 WAIT_S = 60
@@ -131,6 +132,31 @@ async def test_revise_with_edited_arguments_runs_the_tool_with_the_edited_argume
     ]
     revise = [a for a in final.audit if a.action == "revise"]
     assert len(revise) == 1 and revise[0].actor == "carol" and revise[0].outcome == "applied"
+
+
+async def test_a_notable_run_publishes_its_state_from_its_first_wait_on_a_person_on(
+    env: WorkflowEnvironment, task_queue: str, workflow_id: str, tmp_path: Path
+) -> None:
+    effects = SideEffects()
+    async with payments_worker(env.client, isolated_settings(tmp_path), task_queue, obedient_payer, effects):
+        request = payment_request(amount=250, state_visibility="notable")
+        handle = await start(env.client, request, task_queue, workflow_id)
+        assert await next_escalation(handle) is not None
+        waiting = await handle.describe()
+        await send_decision(env.client, workflow_id, "approve", decided_by="carol")
+        result = await handle.result()
+        history = await handle.fetch_history()
+    assert result.state == "COMPLETE", result.error
+    # Nothing while it only planned and executed; the wait on carol is searchable as it happens.
+    assert waiting.typed_search_attributes.get(FACTORY_STATE) == "AWAITING_HUMAN"
+    published = published_states(history)
+    assert published[0]["FactoryBlueprint"] == "payments"
+    # After the decision the run is no longer quiet: the attribute never keeps a state it has left.
+    assert [u["FactoryState"] for u in published if "FactoryState" in u] == [
+        "AWAITING_HUMAN",
+        "EXECUTING",
+        "COMPLETE",
+    ]
 
 
 async def test_revise_with_instructions_only_runs_nothing_and_passes_the_instructions_to_the_model(

@@ -76,6 +76,19 @@ from workflows.telemetry import RunTelemetry, state_log_level
 
 #: Runs recorded before failures escalated ended FAILED here; they replay that way.
 ESCALATE_FAILURES_PATCH = "escalate-planning-and-review-failures"
+#: The states a `notable` run keeps off `FactoryState` until it needs someone (contracts/run.py).
+QUIET_STATES = frozenset(
+    state.value
+    for state in (
+        RunState.INTAKE,
+        RunState.VALIDATING,
+        RunState.PLANNING,
+        RunState.EXECUTING,
+        RunState.REVIEWING,
+        RunState.REVISING,
+    )
+)
+
 #: Runs recorded before it upserted search attributes once per state move and wrote the run's end
 #: with a normal activity; they replay that way. Now: one upsert per activation, and the end is a
 #: local activity (no extra workflow task after the run's outcome is known). It implies the older
@@ -215,6 +228,8 @@ class AgentRunWorkflow:
         # Runs the engine's starters stamped take the lean path with no marker; others ask the patch.
         self._lean = request.revision >= LEAN_REVISION or workflow.patched(LEAN_BOOKKEEPING_PATCH)
         self._search.coalesce = self._lean
+        if self._lean and request.state_visibility == "notable":
+            self._search.quiet(QUIET_STATES)
         self._close_on_review = request.revision >= CLOSE_ON_REVIEW_REVISION
         self._record = RunRecord.start(workflow.now())
         self._telemetry.start(request.blueprint, workflow.now())

@@ -141,6 +141,7 @@ class FactoryLineWorkflow:
                     tenant=req.tenant,
                     dry_run=req.dry_run,
                     revision=RUN_REVISION,
+                    state_visibility=req.state_visibility,
                 ),
                 id=child_id,
                 task_queue=req.task_queue or workflow.info().task_queue,

@@ -27,6 +27,9 @@ ALL_KEYS: list[SearchAttributeKey[Any]] = [
     FACTORY_COST_USD,
 ]
 
+#: What a quiet run sends along with its first real update rather than on its own.
+_FIXED = frozenset({FACTORY_BLUEPRINT.name, FACTORY_TENANT.name, FACTORY_COST_USD.name})
+
 #: name → the type word `temporal server start-dev --search-attribute` and `operator` expect.
 REGISTRATION: dict[str, str] = {
     "FactoryState": "Keyword",
@@ -44,13 +47,25 @@ class SearchAttributePublisher:
     Each upsert is a history event and a visibility write, while nobody can observe a value that
     an activation sets and replaces before it ends: coalesced, the attributes still hold the
     run's state whenever it waits (on an activity, a timer or a person), at a fraction of the cost.
-    A local activity does not end the workflow task, so updates wait through one (`held`)."""
+    A local activity does not end the workflow task, so updates wait through one (`held`).
+
+    `quiet(states)` (coalesced runs only) keeps updates pending while they are only these values of
+    `FactoryState` and the run's fixed attributes (blueprint, tenant, cost so far): a run that
+    never leaves them publishes once, when it ends (`flush(force=True)`). The first other update
+    (a wait on a person, a budget alert) sends everything pending, and from then on every update
+    goes out as usual, so a published value is never left stale."""
 
     def __init__(self) -> None:
         self.coalesce = False
         self._pending: dict[str, tuple[SearchAttributeKey[Any], Any]] = {}
         self._scheduled = False
         self._held = 0
+        self._quiet_states: frozenset[str] = frozenset()
+        self._published = False
+
+    def quiet(self, states: frozenset[str]) -> None:
+        """Hold back updates that only say the run is in one of `states` (see the class)."""
+        self._quiet_states = states
 
     @contextmanager
     def held(self) -> Iterator[None]:
@@ -79,12 +94,21 @@ class SearchAttributePublisher:
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self, *, force: bool = False) -> None:
-        """Send what is pending (`force`: even while held, as before the workflow returns)."""
+        """Send what is pending (`force`: even while held or quiet, as before the workflow returns)."""
         self._scheduled = False
-        if self._pending and (force or not self._held):
+        if self._pending and (force or not (self._held or self._holding_quietly())):
             updates = _updates(self._pending.values())
             self._pending.clear()
+            self._published = True
             workflow.upsert_search_attributes(updates)
+
+    def _holding_quietly(self) -> bool:
+        if self._published or not self._quiet_states:
+            return False
+        return all(
+            name in _FIXED or (name == FACTORY_STATE.name and value in self._quiet_states)
+            for name, (_, value) in self._pending.items()
+        )
 
 
 def _updates(values: Iterable[tuple[SearchAttributeKey[Any], Any]]) -> list[SearchAttributeUpdate[Any]]:
