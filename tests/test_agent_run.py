@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -250,16 +251,19 @@ async def test_dry_run_short_circuits_every_side_effecting_tool(
     assert result.state in {"COMPLETE", "FAILED"}
 
 
+async def explain(
+    env: WorkflowEnvironment, task_queue: str, tmp_path: Path, workflow_id: str, **fields: Any
+) -> RunResult:
+    """Run the algorithm-explainer example to its end on its own worker."""
+    async with running_worker(env.client, isolated_settings(tmp_path), task_queue):
+        request = make_request("algorithm-explainer", input_value=example("algorithm-explainer"), **fields)
+        return await run_to_end(env.client, request, task_queue, workflow_id)
+
+
 async def test_factory_state_is_upserted_once_per_workflow_task_with_the_last_state(
     env: WorkflowEnvironment, task_queue: str, tmp_path: Path, workflow_id: str
 ) -> None:
-    async with running_worker(env.client, isolated_settings(tmp_path), task_queue):
-        result = await run_to_end(
-            env.client,
-            make_request("algorithm-explainer", input_value=example("algorithm-explainer")),
-            task_queue,
-            workflow_id,
-        )
+    result = await explain(env, task_queue, tmp_path, workflow_id)
     assert result.states_visited == HAPPY_PATH
     history = await env.client.get_workflow_handle(workflow_id).fetch_history()
     states, upserts_per_task, upserts = [], [0], 0
@@ -285,15 +289,7 @@ async def test_factory_state_is_upserted_once_per_workflow_task_with_the_last_st
 async def test_a_notable_run_that_needs_nobody_publishes_its_attributes_once_as_it_ends(
     env: WorkflowEnvironment, task_queue: str, tmp_path: Path, workflow_id: str
 ) -> None:
-    async with running_worker(env.client, isolated_settings(tmp_path), task_queue):
-        result = await run_to_end(
-            env.client,
-            make_request(
-                "algorithm-explainer", input_value=example("algorithm-explainer"), state_visibility="notable"
-            ),
-            task_queue,
-            workflow_id,
-        )
+    result = await explain(env, task_queue, tmp_path, workflow_id, state_visibility="notable")
     assert result.states_visited == HAPPY_PATH
     handle = env.client.get_workflow_handle(workflow_id)
     published = published_states(await handle.fetch_history())
