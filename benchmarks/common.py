@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -59,20 +60,24 @@ async def start_dev_server(
     )
 
 
-def cpu_seconds() -> tuple[float, float]:
-    """CPU seconds so far of this process (worker and client) and of its children (the dev server)."""
-    server = 0.0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+def child_stats(parent: int) -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/PID/stat after the command name) of each child process of `parent`."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{pid}/stat") as f:
+            with open(f"/proc/{entry}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == os.getpid():
-            server += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return time.process_time(), server
+        if int(fields[1]) == parent:
+            yield int(entry), fields
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU seconds so far of this process (worker and client) and of its children (the dev server)."""
+    ticks = sum(int(fields[11]) + int(fields[12]) for _, fields in child_stats(os.getpid()))
+    return time.process_time(), ticks / os.sysconf("SC_CLK_TCK")
 
 
 #: What `server_metrics` adds up from the dev server's Prometheus metrics (samples, by name).
